@@ -27,7 +27,7 @@ const char* to_string(ErrorKind kind) noexcept;
 class ModelManagerError : public std::runtime_error {
 public:
   ModelManagerError(ErrorKind kind, std::string message, std::string hint = {})
-    : std::runtime_error(std::move(message)), m_kind(kind), m_hint(std::move(hint))
+      : std::runtime_error(std::move(message)), m_kind(kind), m_hint(std::move(hint))
   {
   }
   ErrorKind kind() const noexcept { return m_kind; }
@@ -43,7 +43,7 @@ private:
 class ConfigurationError : public ModelManagerError {
 public:
   explicit ConfigurationError(std::string message, std::string hint = {}, ErrorKind kind = ErrorKind::config)
-    : ModelManagerError(kind, std::move(message), std::move(hint))
+      : ModelManagerError(kind, std::move(message), std::move(hint))
   {
   }
 };
@@ -52,7 +52,7 @@ public:
 class MissingModelError : public ModelManagerError {
 public:
   explicit MissingModelError(std::string message, std::string hint = {})
-    : ModelManagerError(ErrorKind::not_found, std::move(message), std::move(hint))
+      : ModelManagerError(ErrorKind::not_found, std::move(message), std::move(hint))
   {
   }
 };
@@ -61,7 +61,7 @@ public:
 class BadChecksumError : public ModelManagerError {
 public:
   explicit BadChecksumError(std::string message, std::string hint = {})
-    : ModelManagerError(ErrorKind::checksum, std::move(message), std::move(hint))
+      : ModelManagerError(ErrorKind::checksum, std::move(message), std::move(hint))
   {
   }
 };
@@ -70,7 +70,7 @@ public:
 class DownloadError : public ModelManagerError {
 public:
   DownloadError(ErrorKind kind, std::string message, std::string hint = {})
-    : ModelManagerError(kind, std::move(message), std::move(hint))
+      : ModelManagerError(kind, std::move(message), std::move(hint))
   {
   }
 };

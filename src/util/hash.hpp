@@ -24,6 +24,8 @@ public:
 
   void update(std::span<const char> data);
   void update(std::string_view data) { update(std::span<const char>(data.data(), data.size())); }
+  void update(const std::string& data) { update(std::string_view(data)); }
+  void update(const char* data) { update(std::string_view(data)); }
   // Lower-case hex digest; the hasher cannot be updated afterwards.
   std::string hex_digest();
   HashKind kind() const noexcept { return m_kind; }

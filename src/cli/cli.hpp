@@ -1,0 +1,33 @@
+#pragma once
+// Shared pieces of the command-line front end: global output settings, cancellation, error rendering.
+
+#include "modelmgr/progress.hpp"
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <memory>
+#include <string>
+
+namespace modelmgr::cli {
+
+struct GlobalOptions {
+  bool json = false;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+// Set by SIGINT/SIGTERM; library calls poll it and stop cleanly.
+std::atomic<bool>& cancel_flag();
+void install_signal_handlers();
+
+// Renders progress events: a live line on a terminal, periodic plain lines otherwise (kubectl logs), JSON
+// lines with --json, nothing with --quiet or HF_HUB_DISABLE_PROGRESS_BARS=1. Writes to stderr.
+std::unique_ptr<ProgressObserver> make_progress_renderer(const GlobalOptions& global);
+
+// Parses sizes like 50M / 1.5GiB for options; throws CLI::ValidationError with the option name.
+std::uint64_t parse_size_option(const std::string& option, const std::string& value);
+
+void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_serve_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+
+} // namespace modelmgr::cli

@@ -1,0 +1,491 @@
+#include "net/http.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <mutex>
+
+#include <curl/curl.h>
+
+namespace modelmgr::net {
+
+namespace {
+
+// Bodies of error responses are kept for messages, but bounded: a hostile server cannot fill memory.
+constexpr std::size_t k_max_error_body = 64 * 1024;
+
+std::string to_lower(std::string s)
+{
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string trim(std::string_view s)
+{
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return std::string(s);
+}
+
+struct GlobalInit {
+  GlobalInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+void ensure_global_init()
+{
+  static GlobalInit init;
+}
+
+TransferError classify(CURLcode code)
+{
+  switch (code) {
+  case CURLE_OK: return TransferError::none;
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY: return TransferError::resolve;
+  case CURLE_COULDNT_CONNECT: return TransferError::connect;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE: return TransferError::tls;
+  case CURLE_OPERATION_TIMEDOUT: return TransferError::stalled;
+  case CURLE_PARTIAL_FILE: return TransferError::partial;
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM: return TransferError::recv;
+  case CURLE_SEND_ERROR: return TransferError::send;
+  case CURLE_ABORTED_BY_CALLBACK:
+  case CURLE_WRITE_ERROR: return TransferError::aborted;
+  default: return TransferError::other;
+  }
+}
+
+struct Transfer {
+  const Request* request = nullptr;
+  const Sink* sink = nullptr;
+  const std::atomic<bool>* cancel = nullptr;
+  CURL* easy = nullptr;
+  Response* response = nullptr;
+  bool status_known = false;
+  bool deliver_to_sink = false;
+  bool stalled = false;
+  curl_off_t last_bytes = -1;
+  std::chrono::steady_clock::time_point last_progress;
+};
+
+size_t header_cb(char* data, size_t size, size_t n, void* user)
+{
+  auto* t = static_cast<Transfer*>(user);
+  std::string_view line(data, size * n);
+  if (line.starts_with("HTTP/")) {
+    // A new response starts (redirect hop, 100-continue): forget the previous one's headers.
+    t->response->headers.clear();
+    t->status_known = false;
+    return size * n;
+  }
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos) {
+    return size * n;
+  }
+  std::string name = to_lower(trim(line.substr(0, colon)));
+  std::string value = trim(line.substr(colon + 1));
+  auto [it, inserted] = t->response->headers.emplace(name, value);
+  if (!inserted) {
+    it->second += ", " + value;
+  }
+  return size * n;
+}
+
+size_t write_cb(char* data, size_t size, size_t n, void* user)
+{
+  auto* t = static_cast<Transfer*>(user);
+  const size_t len = size * n;
+  if (!t->status_known) {
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    t->response->status = status;
+    t->status_known = true;
+    t->deliver_to_sink = t->sink && *t->sink && status >= 200 && status < 300;
+  }
+  t->response->body_bytes += len;
+  if (t->deliver_to_sink) {
+    if (!(*t->sink)(std::span<const char>(data, len), *t->response)) {
+      t->response->sink_refused = true;
+      return 0; // makes curl fail with CURLE_WRITE_ERROR
+    }
+    return len;
+  }
+  const bool is_error = t->response->status < 200 || t->response->status >= 300;
+  if (is_error) {
+    if (t->response->body.size() < k_max_error_body) {
+      t->response->body.append(data, std::min(len, k_max_error_body - t->response->body.size()));
+    }
+  } else {
+    t->response->body.append(data, len);
+  }
+  return len;
+}
+
+int xferinfo_cb(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow)
+{
+  auto* t = static_cast<Transfer*>(user);
+  if (t->cancel && t->cancel->load(std::memory_order_relaxed)) {
+    return 1;
+  }
+  // Stall detection with millisecond resolution (CURLOPT_LOW_SPEED_TIME only has seconds). curl calls this
+  // at least once a second while a transfer is idle.
+  const auto now = std::chrono::steady_clock::now();
+  const curl_off_t total = dlnow + ulnow;
+  if (total != t->last_bytes) {
+    t->last_bytes = total;
+    t->last_progress = now;
+  } else if (t->request->stall_timeout.count() > 0 && now - t->last_progress > t->request->stall_timeout) {
+    t->stalled = true;
+    return 1;
+  }
+  return 0;
+}
+
+} // namespace
+
+struct Client::Impl {
+  std::mutex pool_mutex;
+  std::vector<CURL*> pool;
+  CURLSH* share = nullptr;
+  std::mutex share_locks[CURL_LOCK_DATA_LAST];
+
+  static void lock_cb(CURL*, curl_lock_data data, curl_lock_access, void* user)
+  {
+    static_cast<Impl*>(user)->share_locks[data].lock();
+  }
+  static void unlock_cb(CURL*, curl_lock_data data, void* user)
+  {
+    static_cast<Impl*>(user)->share_locks[data].unlock();
+  }
+
+  Impl()
+  {
+    share = curl_share_init();
+    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, lock_cb);
+    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, unlock_cb);
+    curl_share_setopt(share, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  }
+  ~Impl()
+  {
+    for (CURL* e : pool) {
+      curl_easy_cleanup(e);
+    }
+    curl_share_cleanup(share);
+  }
+
+  CURL* acquire()
+  {
+    {
+      std::lock_guard lock(pool_mutex);
+      if (!pool.empty()) {
+        CURL* e = pool.back();
+        pool.pop_back();
+        return e;
+      }
+    }
+    CURL* e = curl_easy_init();
+    return e;
+  }
+  void release(CURL* e)
+  {
+    std::lock_guard lock(pool_mutex);
+    pool.push_back(e);
+  }
+};
+
+Client::Client(ClientOptions options) : m_options(std::move(options))
+{
+  ensure_global_init();
+  m_impl = std::make_unique<Impl>();
+}
+
+Client::~Client() = default;
+
+Response Client::perform(const Request& request, const Sink& sink, const std::atomic<bool>* cancel)
+{
+  Response response;
+  CURL* easy = m_impl->acquire();
+  if (!easy) {
+    response.error = TransferError::other;
+    response.error_message = "curl_easy_init failed";
+    return response;
+  }
+  curl_easy_reset(easy);
+
+  Transfer t;
+  t.request = &request;
+  t.sink = &sink;
+  t.cancel = cancel;
+  t.easy = easy;
+  t.response = &response;
+  t.last_progress = std::chrono::steady_clock::now();
+
+  curl_slist* headers = nullptr;
+  for (const auto& h : request.headers) {
+    headers = curl_slist_append(headers, h.c_str());
+  }
+
+  char errbuf[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_SHARE, m_impl->share);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, m_options.user_agent.c_str());
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L);
+  // Never send credentials set by us to another host after a redirect.
+  curl_easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 512L * 1024L);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+  curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &t);
+  if (m_options.ca_bundle) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, m_options.ca_bundle->c_str());
+  }
+  if (m_options.verbose) {
+    curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
+  }
+  std::string range;
+  if (request.range) {
+    range = std::to_string(request.range->first) + "-" +
+            (request.range->second ? std::to_string(*request.range->second) : std::string());
+    curl_easy_setopt(easy, CURLOPT_RANGE, range.c_str());
+  }
+  if (request.method == "HEAD") {
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+  } else if (request.method == "POST") {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  } else if (request.method != "GET") {
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+  }
+
+  CURLcode code = curl_easy_perform(easy);
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  response.status = status;
+  char* effective = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective);
+  if (effective) {
+    response.effective_url = effective;
+  }
+  response.error = classify(code);
+  if (code == CURLE_ABORTED_BY_CALLBACK && t.stalled) {
+    response.error = TransferError::stalled;
+  }
+  if (code != CURLE_OK) {
+    if (t.stalled) {
+      response.error_message =
+          "no data received for " + std::to_string(request.stall_timeout.count()) + " ms";
+    } else if (response.sink_refused) {
+      response.error_message = "transfer refused by the receiver";
+    } else {
+      response.error_message = errbuf[0] ? errbuf : curl_easy_strerror(code);
+    }
+    while (!response.error_message.empty() && response.error_message.back() == '\n') {
+      response.error_message.pop_back();
+    }
+  }
+  curl_slist_free_all(headers);
+  // A connection whose transfer was aborted is closed by curl; the handle itself stays reusable.
+  m_impl->release(easy);
+  return response;
+}
+
+const char* to_string(TransferError e) noexcept
+{
+  switch (e) {
+  case TransferError::none: return "none";
+  case TransferError::resolve: return "cannot resolve host";
+  case TransferError::connect: return "cannot connect";
+  case TransferError::tls: return "TLS error";
+  case TransferError::stalled: return "stalled";
+  case TransferError::partial: return "connection closed early";
+  case TransferError::recv: return "connection reset";
+  case TransferError::send: return "send failed";
+  case TransferError::aborted: return "aborted";
+  case TransferError::too_large: return "response too large";
+  case TransferError::other: return "transfer error";
+  }
+  return "transfer error";
+}
+
+std::optional<std::string> Response::header(const std::string& lower_name) const
+{
+  auto it = headers.find(lower_name);
+  if (it == headers.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::optional<std::string> Response::single_header(const std::string& lower_name) const
+{
+  auto v = header(lower_name);
+  if (v) {
+    if (auto comma = v->find(", "); comma != std::string::npos) {
+      v->resize(comma);
+    }
+  }
+  return v;
+}
+
+bool is_transient(const Response& r) noexcept
+{
+  switch (r.error) {
+  case TransferError::none: break;
+  case TransferError::aborted:
+  case TransferError::too_large:
+  case TransferError::tls: return false;
+  default: return true;
+  }
+  return r.status == 408 || r.status == 429 || (r.status >= 500 && r.status <= 599);
+}
+
+std::optional<std::chrono::seconds> retry_after(const Response& r)
+{
+  auto v = r.header("retry-after");
+  if (!v || v->empty()) {
+    return std::nullopt;
+  }
+  if (std::all_of(v->begin(), v->end(), [](unsigned char c) { return std::isdigit(c); })) {
+    if (v->size() > 6) {
+      return std::chrono::seconds(86400);
+    }
+    return std::chrono::seconds(std::stol(*v));
+  }
+  std::tm tm{};
+  if (strptime(v->c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
+    const std::time_t when = timegm(&tm);
+    const std::time_t now = std::time(nullptr);
+    return std::chrono::seconds(when > now ? when - now : 0);
+  }
+  return std::nullopt;
+}
+
+std::optional<UrlParts> parse_url(std::string_view url)
+{
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    return std::nullopt;
+  }
+  UrlParts p;
+  p.scheme = to_lower(std::string(url.substr(0, sep)));
+  std::string_view rest = url.substr(sep + 3);
+  auto path_start = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, path_start);
+  p.path_and_query = path_start == std::string_view::npos ? "/" : std::string(rest.substr(path_start));
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  std::string_view host = authority;
+  if (!host.empty() && host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string_view::npos) {
+      return std::nullopt;
+    }
+    p.host = to_lower(std::string(host.substr(0, close + 1)));
+    if (close + 1 < host.size() && host[close + 1] == ':') {
+      p.port = std::string(host.substr(close + 2));
+    }
+  } else if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    p.host = to_lower(std::string(host.substr(0, colon)));
+    p.port = std::string(host.substr(colon + 1));
+  } else {
+    p.host = to_lower(std::string(host));
+  }
+  if (p.host.empty()) {
+    return std::nullopt;
+  }
+  return p;
+}
+
+std::string origin_of(std::string_view url)
+{
+  auto p = parse_url(url);
+  if (!p) {
+    return {};
+  }
+  std::string port = p->port;
+  if ((p->scheme == "https" && port == "443") || (p->scheme == "http" && port == "80")) {
+    port.clear();
+  }
+  return p->scheme + "://" + p->host + (port.empty() ? "" : ":" + port);
+}
+
+std::string resolve_location(std::string_view base_url, std::string_view location)
+{
+  if (location.find("://") != std::string_view::npos) {
+    return std::string(location);
+  }
+  auto base = parse_url(base_url);
+  if (!base) {
+    return std::string(location);
+  }
+  if (location.starts_with("//")) {
+    return base->scheme + ":" + std::string(location);
+  }
+  const std::string origin = origin_of(base_url);
+  if (location.starts_with("/")) {
+    return origin + std::string(location);
+  }
+  std::string path = base->path_and_query.substr(0, base->path_and_query.find_first_of("?#"));
+  path = path.substr(0, path.rfind('/') + 1);
+  return origin + path + std::string(location);
+}
+
+std::string display_url(std::string_view url)
+{
+  std::string out(url);
+  if (auto q = out.find('?'); q != std::string::npos) {
+    out = out.substr(0, q) + "?…";
+  }
+  if (auto sep = out.find("://"); sep != std::string::npos) {
+    auto at = out.find('@', sep + 3);
+    auto slash = out.find('/', sep + 3);
+    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+      out.erase(sep + 3, at - (sep + 3) + 1);
+    }
+  }
+  return out;
+}
+
+std::string percent_encode(std::string_view s, bool keep_slash)
+{
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+} // namespace modelmgr::net

@@ -32,7 +32,7 @@ namespace {
 constexpr std::uint64_t k_min_chunk = 16ull << 20;
 constexpr std::uint64_t k_max_chunk = 64ull << 20;
 constexpr auto k_progress_interval = std::chrono::milliseconds(100);
-constexpr auto k_state_interval = std::chrono::milliseconds(1000);
+constexpr auto k_state_interval = std::chrono::milliseconds(500);
 
 // Caps the total receive rate of all connections (token bucket with a small burst).
 class RateLimiter {
@@ -276,7 +276,9 @@ struct Run {
     }
   }
 
-  // Restores chunk progress from a previous run; returns false when there is nothing usable.
+  // Restores progress from a previous run; returns false when there is nothing usable. The previous run
+  // may have used another chunk layout (other --connections or --chunk-size): what counts is which byte
+  // ranges are on disk, so each new chunk keeps the present bytes at its start.
   bool load_state(FileState& f, std::uint64_t temp_size)
   {
     std::ifstream in(f.cache.resume_state_path(f.job->etag));
@@ -286,27 +288,40 @@ struct Run {
     auto j = nlohmann::json::parse(in, nullptr, false);
     if (!j.is_object() || j.value("format", "") != "modelmgr-resume" || j.value("version", 0) != 1 ||
         j.value("etag", "") != f.job->etag || j.value("size", std::uint64_t{0}) != f.job->size ||
-        j.value("chunk_size", std::uint64_t{0}) != f.chunk_size || !j["chunks"].is_array() ||
-        j["chunks"].size() != f.chunks.size()) {
+        !j.contains("chunks") || !j["chunks"].is_array()) {
       return false;
     }
-    std::size_t i = 0;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> present; // [start, end)
     for (const auto& c : j["chunks"]) {
       if (!c.is_array() || c.size() != 3 || !c[0].is_number_unsigned() || !c[1].is_number_unsigned() ||
           !c[2].is_number_unsigned()) {
         return false;
       }
-      auto& chunk = f.chunks[i++];
-      if (c[0].get<std::uint64_t>() != chunk.start || c[1].get<std::uint64_t>() != chunk.end) {
+      const auto a = c[0].get<std::uint64_t>();
+      const auto b = c[1].get<std::uint64_t>();
+      const auto w = c[2].get<std::uint64_t>();
+      if (a > b || b > f.job->size || w > b - a || a + w > temp_size) {
         return false;
       }
-      std::uint64_t w = std::min(c[2].get<std::uint64_t>(), chunk.length());
-      if (chunk.start + w > temp_size) {
-        return false;
+      if (w > 0) {
+        present.emplace_back(a, a + w);
       }
-      chunk.written.store(w);
     }
-    return true;
+    std::sort(present.begin(), present.end());
+    bool any = false;
+    for (auto& chunk : f.chunks) {
+      // Bytes present contiguously from the chunk's start.
+      std::uint64_t upto = chunk.start;
+      for (const auto& [a, b] : present) {
+        if (a <= upto && b > upto) {
+          upto = b;
+        }
+      }
+      const std::uint64_t w = std::min(upto, chunk.end) - chunk.start;
+      chunk.written.store(w);
+      any = any || w > 0;
+    }
+    return any;
   }
 
   // ---- hashing --------------------------------------------------------------------------------------------
@@ -486,6 +501,7 @@ struct Run {
     f.cache.commit_blob(temp, job.etag);
     std::error_code ec;
     fs::remove(f.cache.resume_state_path(job.etag), ec);
+    remove_stale_state_temps(f);
     f.downloaded = true;
     f.lock.reset();
     {
@@ -494,6 +510,20 @@ struct Run {
     }
     emit(f, EventType::done, job.size);
     cv.notify_all();
+  }
+
+  // A process killed while writing its resume state leaves the atomic-write temp file (".<state
+  // name>.<hex>.tmp") behind; once the blob is committed those are garbage.
+  void remove_stale_state_temps(FileState& f)
+  {
+    const std::string prefix = "." + f.cache.resume_state_path(f.job->etag).filename().string() + ".";
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(f.cache.blobs_dir(), ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.starts_with(prefix) && name.ends_with(".tmp")) {
+        fs::remove(entry.path(), ec);
+      }
+    }
   }
 
   void restart_file(FileState& f)
@@ -863,6 +893,10 @@ struct Run {
       } else if (!fatal && !f.failed && f.in_flight == 0 && f.all_done()) {
         finish = true;
       }
+    }
+    if (!soft && !fatal && !finish && c.done()) {
+      // A finished chunk is never fetched again, whatever happens to this process.
+      save_state(f, true);
     }
     if (soft && !fatal) {
       emit(f, soft->stalled ? EventType::stalled : EventType::retrying, f.present(), soft->what(),

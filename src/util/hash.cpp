@@ -1,14 +1,14 @@
 #include "util/hash.hpp"
 
-#include <openssl/evp.h>
-
 #include <array>
 #include <cerrno>
-#include <fcntl.h>
 #include <stdexcept>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
 
 namespace modelmgr::util {
 
@@ -25,7 +25,8 @@ struct Hasher::Ctx {
 Hasher::Hasher(HashKind kind) : m_kind(kind), m_ctx(std::make_unique<Ctx>())
 {
   m_ctx->md = EVP_MD_CTX_new();
-  if (!m_ctx->md || EVP_DigestInit_ex(m_ctx->md, kind == HashKind::sha256 ? EVP_sha256() : EVP_sha1(), nullptr) != 1) {
+  if (!m_ctx->md ||
+      EVP_DigestInit_ex(m_ctx->md, kind == HashKind::sha256 ? EVP_sha256() : EVP_sha1(), nullptr) != 1) {
     throw std::runtime_error("OpenSSL: cannot initialise digest");
   }
 }

@@ -323,6 +323,9 @@ PullResult pull(const PullOptions& o)
     topt.max_connections = o.transfer.max_workers;
     topt.rate_limit = o.transfer.limit_rate;
     topt.lock_timeout = o.transfer.lock_timeout;
+    if (auto v = env.get("MODELMGR_TEST_FREE_SPACE"); v && !v->empty()) {
+      topt.free_space_override = std::stoull(*v);
+    }
     transfer::Engine engine(hub, cache_root, topt, o.observer);
     result.bytes_to_download = engine.bytes_needed(jobs);
     if (o.dry_run) {

@@ -866,6 +866,11 @@ struct Run {
     std::optional<ChunkError> soft;
     try {
       fetch_chunk(f, c);
+      if (c.done()) {
+        // A finished chunk is never fetched again, whatever happens to this process. Saved while the chunk
+        // still counts as in flight, so that it cannot race with the final commit removing the state.
+        save_state(f, true);
+      }
     } catch (const ChunkError& e) {
       soft.emplace(e);
     } catch (...) {
@@ -894,10 +899,7 @@ struct Run {
         finish = true;
       }
     }
-    if (!soft && !fatal && !finish && c.done()) {
-      // A finished chunk is never fetched again, whatever happens to this process.
-      save_state(f, true);
-    }
+
     if (soft && !fatal) {
       emit(f, soft->stalled ? EventType::stalled : EventType::retrying, f.present(), soft->what(),
            c.failures + 1);
@@ -944,7 +946,7 @@ std::vector<FileOutcome> Engine::run(const std::vector<FileJob>& jobs)
   if (m_options.check_free_space) {
     const std::uint64_t need = bytes_needed(jobs);
     if (need > 0) {
-      const std::uint64_t free = util::free_space(m_cache_root);
+      const std::uint64_t free = m_options.free_space_override.value_or(util::free_space(m_cache_root));
       // Keep a margin so the cache never fills the disk to the last byte.
       const std::uint64_t margin = std::min<std::uint64_t>(need / 100 + (64ull << 20), 1ull << 30);
       if (free < need + margin) {

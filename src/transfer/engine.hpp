@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ struct TransferOptions {
   std::uint64_t rate_limit = 0;                   // --limit-rate, bytes per second in total; 0 = none
   std::chrono::milliseconds lock_timeout{std::chrono::minutes(10)}; // --lock-timeout
   bool check_free_space = true;
+  // Replaces the measured free space (test hook: MODELMGR_TEST_FREE_SPACE).
+  std::optional<std::uint64_t> free_space_override;
 };
 
 struct FileJob {

@@ -47,6 +47,12 @@ struct FaultCase {
   FaultSpec fault;
 };
 
+// Keeps gtest from printing the raw bytes of the parameter in test names and logs.
+void PrintTo(const FaultCase& c, std::ostream* os)
+{
+  *os << c.name;
+}
+
 class EachFault : public FaultTest, public ::testing::WithParamInterface<std::tuple<FaultCase, bool>> {};
 
 FaultSpec make(FaultSpec::Kind kind, std::uint64_t after = 0)
@@ -109,9 +115,9 @@ TEST_P(EachFault, DownloadRecoversAndIsVerified)
 
 INSTANTIATE_TEST_SUITE_P(Faults, EachFault,
                          ::testing::Combine(::testing::ValuesIn(fault_cases()), ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).name +
-                                  (std::get<1>(info.param) ? "_parallel" : "_single");
+                         [](const auto& param_info) {
+                           return std::get<0>(param_info.param).name +
+                                  (std::get<1>(param_info.param) ? "_parallel" : "_single");
                          });
 
 TEST_F(FaultTest, PersistentCorruptionFailsWithExpectedAndActualHashAndCachesNothing)

@@ -1,0 +1,129 @@
+// The transfer engine through the binary: chunk boundaries at odd sizes, files over 2^31 bytes, the
+// bandwidth cap, the free-space preflight, and many files under one connection budget.
+
+#include "support/hub_fixture.hpp"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include <gmock/gmock.h>
+
+namespace modelmgr::test {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class TransferTest : public HubTest {
+protected:
+  // Adds repo `test-org/sizes` with generated LFS files of the given sizes, named by their size.
+  void add_sized_repo(const std::vector<std::uint64_t>& sizes)
+  {
+    emulator::RepoSpec spec;
+    spec.id = "test-org/sizes";
+    emulator::CommitSpec commit;
+    std::uint64_t seed = 100;
+    for (auto size : sizes) {
+      commit.files.push_back(
+          emulator::FileSpec::generated("f" + std::to_string(size) + ".bin", size, seed++, true));
+    }
+    spec.commits.push_back(commit);
+    hub->add_repo(spec);
+  }
+  void expect_blob_matches(const std::string& path)
+  {
+    auto f = repo("test-org/sizes").resolve("main")->find(path);
+    ASSERT_NE(f, nullptr);
+    const fs::path blob = cache / "models--test-org--sizes" / "blobs" / f->sha256();
+    ASSERT_TRUE(fs::exists(blob)) << path;
+    ASSERT_EQ(fs::file_size(blob), f->size()) << path;
+    if (f->size() <= (64u << 20)) {
+      EXPECT_EQ(read_file(blob), f->read(0, static_cast<std::size_t>(f->size()))) << path;
+    }
+  }
+};
+
+TEST_F(TransferTest, ChunkBoundariesAtOddSizes)
+{
+  const std::vector<std::uint64_t> sizes{1, 2, (1u << 20) - 1, 1u << 20, (1u << 20) + 1, (3u << 20) + 7};
+  add_sized_repo(sizes);
+  auto r = mm({"pull", "test-org/sizes", "--chunk-size", "1M", "--connections", "4", "--json", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (auto size : sizes) {
+    expect_blob_matches("f" + std::to_string(size) + ".bin");
+  }
+  // Every byte crossed the wire once.
+  std::uint64_t total = 0;
+  for (auto s : sizes) {
+    total += s;
+  }
+  EXPECT_EQ(counters().body_bytes_total, total);
+}
+
+TEST_F(TransferTest, FileLargerThanTwoToThe31Bytes)
+{
+  const std::uint64_t size = (1ull << 31) + 12345;
+  add_sized_repo({size});
+  hub->warm_hashes();
+  auto r = mm({"pull", "test-org/sizes", "--json", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto f = repo("test-org/sizes").resolve("main")->find("f" + std::to_string(size) + ".bin");
+  const fs::path blob = cache / "models--test-org--sizes" / "blobs" / f->sha256();
+  ASSERT_EQ(fs::file_size(blob), size);
+  // The last bytes are where 32-bit offsets would break.
+  std::string tail(4096, '\0');
+  {
+    std::ifstream in(blob, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(size - tail.size()));
+    in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  }
+  EXPECT_EQ(tail, f->read(size - tail.size(), tail.size()));
+  EXPECT_EQ(counters().body_bytes_total, size);
+}
+
+TEST_F(TransferTest, RateLimitCapsTheTotalAcrossConnections)
+{
+  auto f = repo("test-org/tiny-model").resolve("main")->find("model.safetensors");
+  const double rate = 2e6;
+  const auto start = std::chrono::steady_clock::now();
+  auto r = mm({"pull", "test-org/tiny-model", "model.safetensors", "--limit-rate", "2M", "--chunk-size",
+               "512K", "--connections", "4"});
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The cap is a lower bound on the time whatever the machine's speed (within 10 %: the limiter allows a
+  // 100 ms burst).
+  EXPECT_GE(secs, 0.9 * static_cast<double>(f->size()) / rate);
+}
+
+TEST_F(TransferTest, FreeSpacePreflightFailsBeforeTheFirstByte)
+{
+  auto r = mm({"pull", "test-org/tiny-model", "model.safetensors", "weights/big.bin"},
+              {{"MODELMGR_TEST_FREE_SPACE", std::to_string(100ull << 20)}});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("not enough disk space"));
+  EXPECT_THAT(r.err, HasSubstr(cache.string()));
+  EXPECT_THAT(r.err, HasSubstr("317.7M")); // 3.1 MB + 314.6 MB needed
+  EXPECT_EQ(counters().body_bytes_total, 0u);
+  EXPECT_TRUE(list_tree(cache / "models--test-org--tiny-model" / "blobs").empty());
+}
+
+TEST_F(TransferTest, ManySmallFilesAreNotSerializedBehindALargeOne)
+{
+  // With one connection in total the small files must still all finish before the big one starts.
+  auto r = mm({"pull", "test-org/tiny-model", "--max-workers", "1", "--json", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto c = counters();
+  std::size_t big_first = c.log.size();
+  std::size_t last_small = 0;
+  for (std::size_t i = 0; i < c.log.size(); ++i) {
+    if (c.log[i].file_path == "weights/big.bin" && big_first == c.log.size()) {
+      big_first = i;
+    } else if (!c.log[i].file_path.empty() && c.log[i].file_path != "weights/big.bin") {
+      last_small = i;
+    }
+  }
+  EXPECT_LT(last_small, big_first);
+}
+
+} // namespace
+} // namespace modelmgr::test

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -33,6 +34,11 @@ constexpr std::uint64_t k_min_chunk = 16ull << 20;
 constexpr std::uint64_t k_max_chunk = 64ull << 20;
 constexpr auto k_progress_interval = std::chrono::milliseconds(100);
 constexpr auto k_state_interval = std::chrono::milliseconds(500);
+// A chunk in flight is split for an idle connection only when both halves get at least this much.
+constexpr std::uint64_t k_min_split_piece = 4ull << 20;
+// ...and only when its own rate, observed for at least this long (s), predicts more than k_split_min_eta.
+constexpr double k_split_min_observation = 0.5;
+constexpr double k_split_min_eta = 2.0;
 
 // Caps the total receive rate of all connections (token bucket with a small burst).
 class RateLimiter {
@@ -72,13 +78,22 @@ private:
 
 struct Chunk {
   std::uint64_t start = 0;
-  std::uint64_t end = 0; // exclusive
+  // Exclusive end. Only ever lowered, by a split while the chunk is in flight (the request then stops at
+  // the new end); read without the scheduler lock by the receiving thread.
+  std::atomic<std::uint64_t> end{0};
   std::atomic<std::uint64_t> written{0};
   bool in_flight = false;
+  Clock::time_point dispatched{}; // when the current request started
+  std::uint64_t written_at_dispatch = 0;
   int failures = 0; // consecutive attempts without progress
   Clock::time_point not_before{};
-  std::uint64_t length() const { return end - start; }
+  std::uint64_t length() const { return end.load() - start; }
   bool done() const { return written.load() >= length(); }
+  std::uint64_t remaining() const
+  {
+    const std::uint64_t w = written.load();
+    return w >= length() ? 0 : length() - w;
+  }
 };
 
 enum class FileStage { waiting, active, finished };
@@ -94,6 +109,7 @@ struct FileState {
   std::deque<Chunk> chunks; // deque: Chunk holds an atomic and must not move
   std::uint64_t chunk_size = 0;
   int in_flight = 0;
+  std::string origin; // scheme://host:port the bytes come from (guarded by the scheduler lock)
   bool hash_retry_used = false;
   bool failed = false;
   std::atomic<bool> abort{false};
@@ -129,11 +145,15 @@ struct FileState {
   {
     return std::all_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.done(); });
   }
+  // The chunk holding `offset`. Chunks are not uniform once a slow one was split (splits append).
   Chunk& chunk_at(std::uint64_t offset)
   {
-    std::size_t i = chunk_size ? static_cast<std::size_t>(offset / chunk_size) : 0;
-    i = std::min(i, chunks.size() - 1);
-    return chunks[i];
+    for (auto& c : chunks) {
+      if (c.start <= offset && offset < c.end.load()) {
+        return c;
+      }
+    }
+    return chunks.back();
   }
 };
 
@@ -183,6 +203,9 @@ public:
   bool progressed;
   std::optional<std::chrono::milliseconds> wait;
   bool stalled;
+  // The server pushed back (429/503, refused or reset connections): fewer connections to `origin`.
+  bool pushback = false;
+  std::string origin;
 };
 
 } // namespace
@@ -266,7 +289,7 @@ struct Run {
     j["chunk_size"] = f.chunk_size;
     auto arr = nlohmann::json::array();
     for (const auto& c : f.chunks) {
-      arr.push_back({c.start, c.end, std::min(c.written.load(), c.length())});
+      arr.push_back({c.start, c.end.load(), std::min(c.written.load(), c.length())});
     }
     j["chunks"] = std::move(arr);
     try {
@@ -317,7 +340,7 @@ struct Run {
           upto = b;
         }
       }
-      const std::uint64_t w = std::min(upto, chunk.end) - chunk.start;
+      const std::uint64_t w = std::min(upto, chunk.end.load()) - chunk.start;
       chunk.written.store(w);
       any = any || w > 0;
     }
@@ -614,18 +637,19 @@ struct Run {
     const std::uint64_t before = c.written.load();
     for (int hop = 0; hop < 10; ++hop) {
       const std::uint64_t first = c.start + c.written.load();
-      const std::uint64_t last = c.end - 1;
+      const std::uint64_t last = c.end.load() - 1;
       net::Request req;
       req.url = url;
       req.headers = hub.headers_for(url);
       req.connect_timeout = hub.config().etag_timeout;
       req.stall_timeout = hub.config().download_timeout;
-      const bool whole_file = first == 0 && c.end == job.size;
+      const bool whole_file = first == 0 && c.end.load() == job.size;
       if (!whole_file) {
         req.range = std::make_pair(first, std::optional<std::uint64_t>(last));
       }
       std::string violation;
       bool head_checked = false;
+      bool split_stop = false; // the chunk was shortened by a split: stop at its new end
       auto sink = [&](std::span<const char> data, const net::Response& head) -> bool {
         if (f.abort.load()) {
           return false;
@@ -651,9 +675,18 @@ struct Run {
         }
         head_checked = true;
         const std::uint64_t at = c.start + c.written.load();
-        if (at + data.size() > c.end) {
-          violation = fmt::format("server sent more than the {} bytes asked", c.end - first);
+        if (at + data.size() > last + 1) {
+          violation = fmt::format("server sent more than the {} bytes asked", last + 1 - first);
           return false;
+        }
+        const std::uint64_t end = c.end.load();
+        if (at >= end) {
+          split_stop = true;
+          return false;
+        }
+        if (at + data.size() > end) {
+          data = data.first(static_cast<std::size_t>(end - at));
+          split_stop = true;
         }
         limiter.consume(data.size(), cancel);
         std::size_t off = 0;
@@ -673,11 +706,14 @@ struct Run {
         advance_hash(f, data.data(), at, data.size());
         report_bytes(f);
         save_state(f, false);
-        return true;
+        return !split_stop;
       };
       net::Response r = hub.http().perform(req, sink, cancel);
       hub.count_request();
       const bool progressed = c.written.load() > before;
+      if (split_stop && c.done()) {
+        return;
+      }
       if (violation.starts_with("disk:")) {
         throw DownloadError(ErrorKind::disk, violation.substr(5),
                             "free disk space or point --cache-dir / HF_HUB_CACHE to a larger disk");
@@ -692,8 +728,11 @@ struct Run {
         return;
       }
       if (!r.transport_ok()) {
-        throw ChunkError(hub::describe_transport_error(r, url), true, progressed, std::nullopt,
-                         r.error == net::TransferError::stalled);
+        ChunkError e(hub::describe_transport_error(r, url), true, progressed, std::nullopt,
+                     r.error == net::TransferError::stalled);
+        e.pushback = r.error == net::TransferError::connect || r.error == net::TransferError::recv;
+        e.origin = net::origin_of(url);
+        throw e;
       }
       if (r.is_redirect()) {
         auto loc = r.header("location");
@@ -707,7 +746,7 @@ struct Run {
       if (r.is_success()) {
         if (!c.done()) {
           throw ChunkError(fmt::format("short body from {}: got {} of {} bytes", net::display_url(url),
-                                       c.written.load() - (first - c.start), c.end - first),
+                                       c.written.load() - (first - c.start), c.end.load() - first),
                            true, progressed);
         }
         std::lock_guard lock(f.location_mutex);
@@ -719,8 +758,10 @@ struct Run {
         if (auto ra = net::retry_after(r)) {
           wait = std::min<std::chrono::milliseconds>(*ra, std::chrono::minutes(5));
         }
-        throw ChunkError(fmt::format("HTTP {} from {}", r.status, net::display_url(url)), true, progressed,
-                         wait);
+        ChunkError e(fmt::format("HTTP {} from {}", r.status, net::display_url(url)), true, progressed, wait);
+        e.pushback = r.status == 429 || r.status == 503;
+        e.origin = net::origin_of(url);
+        throw e;
       }
       if (net::origin_of(url) != net::origin_of(hub.config().endpoint) &&
           (r.status == 403 || r.status == 404 || r.status == 410)) {
@@ -756,7 +797,88 @@ struct Run {
     FileState* file = nullptr;
     Chunk* chunk = nullptr;
     bool open = false;
+    std::string origin;
   };
+
+  // Connections allowed to one host: starts at the global budget, halves when the host pushes back,
+  // grows by one with each chunk it serves.
+  struct Host {
+    int cap = 0;
+    int in_flight = 0;
+  };
+  std::map<std::string, Host> hosts;
+
+  Host& host(const std::string& origin)
+  {
+    auto [it, inserted] = hosts.try_emplace(origin);
+    if (inserted) {
+      it->second.cap = std::max(1, options.max_connections);
+    }
+    return it->second;
+  }
+
+  Work dispatch(FileState& f, Chunk& c)
+  {
+    c.in_flight = true;
+    c.dispatched = Clock::now();
+    c.written_at_dispatch = c.written.load();
+    ++f.in_flight;
+    ++host(f.origin).in_flight;
+    return {&f, &c, false, f.origin};
+  }
+
+  // When a connection is idle and nothing else is left, the in-flight chunk with the most bytes to go is
+  // cut in two and the idle connection takes the second half, so a slow connection near the end of a
+  // file does not hold up the whole download.
+  std::optional<Work> try_split()
+  {
+    FileState* best_file = nullptr;
+    Chunk* best = nullptr;
+    double best_eta = 0;
+    const auto now = Clock::now();
+    for (auto& f : files) {
+      if (f.stage != FileStage::active || f.failed ||
+          f.in_flight >= std::max(1, options.connections_per_file)) {
+        continue;
+      }
+      const Host& h = host(f.origin);
+      if (h.in_flight >= h.cap) {
+        continue;
+      }
+      for (auto& c : f.chunks) {
+        if (!c.in_flight || c.remaining() < 2 * k_min_split_piece) {
+          continue;
+        }
+        // Only a chunk that will clearly take long at its own measured rate: splitting a fast one wastes
+        // the bytes already in flight on its connection.
+        const double secs = std::chrono::duration<double>(now - c.dispatched).count();
+        if (secs < k_split_min_observation) {
+          continue;
+        }
+        const double rate = static_cast<double>(c.written.load() - c.written_at_dispatch) / secs;
+        const double eta = rate > 0 ? static_cast<double>(c.remaining()) / rate : 1e9;
+        if (eta > k_split_min_eta && eta > best_eta) {
+          best = &c;
+          best_file = &f;
+          best_eta = eta;
+        }
+      }
+    }
+    if (!best) {
+      return std::nullopt;
+    }
+    const std::uint64_t end = best->end.load();
+    const std::uint64_t mid = (end - best->remaining() / 2) & ~std::uint64_t{0xffff};
+    if (mid <= best->start + best->written.load() || mid >= end) {
+      return std::nullopt;
+    }
+    // deque::emplace_back keeps references to the other chunks valid (they are in use by other threads).
+    Chunk& piece = best_file->chunks.emplace_back();
+    piece.start = mid;
+    piece.end.store(end);
+    best->end.store(mid);
+    return dispatch(*best_file, piece);
+  }
 
   // Picks the next piece of work: a chunk of an active file (earliest file first, within its connection
   // cap), else opening the next file. Waits while work may still appear. Returns empty work when all done.
@@ -782,6 +904,10 @@ struct Run {
         if (f.in_flight >= std::max(1, options.connections_per_file)) {
           continue;
         }
+        const Host& h = host(f.origin);
+        if (h.in_flight >= h.cap) {
+          continue;
+        }
         for (auto& c : f.chunks) {
           if (c.in_flight || c.done()) {
             continue;
@@ -790,24 +916,23 @@ struct Run {
             earliest = earliest ? std::min(*earliest, c.not_before) : c.not_before;
             continue;
           }
-          c.in_flight = true;
-          ++f.in_flight;
-          return {&f, &c, false};
+          return dispatch(f, c);
         }
       }
       if (next_to_open < files.size()) {
         FileState& f = files[next_to_open++];
         f.opening = true;
-        return {&f, nullptr, true};
+        return {&f, nullptr, true, {}};
+      }
+      if (auto w = try_split()) {
+        return *w;
       }
       if (!busy && !earliest) {
         return {};
       }
-      if (earliest) {
-        cv.wait_until(lock, *earliest);
-      } else {
-        cv.wait(lock);
-      }
+      // Wake up now and then even without news: a chunk in flight may become slow enough to split.
+      const auto recheck = Clock::now() + std::chrono::milliseconds(250);
+      cv.wait_until(lock, earliest ? std::min(*earliest, recheck) : recheck);
     }
   }
 
@@ -824,7 +949,7 @@ struct Run {
       if (w.open) {
         run_open(*w.file);
       } else {
-        run_chunk(*w.file, *w.chunk);
+        run_chunk(*w.file, *w.chunk, w.origin);
       }
       lock.lock();
     }
@@ -860,7 +985,7 @@ struct Run {
     cv.notify_all();
   }
 
-  void run_chunk(FileState& f, Chunk& c)
+  void run_chunk(FileState& f, Chunk& c, const std::string& origin)
   {
     std::exception_ptr fatal;
     std::optional<ChunkError> soft;
@@ -877,10 +1002,32 @@ struct Run {
       fatal = std::current_exception();
     }
     bool finish = false;
+    std::string pushback_note;
     {
       std::lock_guard lock(mutex);
       c.in_flight = false;
       --f.in_flight;
+      --host(origin).in_flight;
+      if (soft && soft->pushback) {
+        f.origin = soft->origin;
+        Host& h = host(soft->origin);
+        const int before = h.cap;
+        h.cap = std::max(1, h.cap / 2);
+        if (h.cap != before) {
+          pushback_note = fmt::format("; connections to {} reduced to {}", soft->origin, h.cap);
+        }
+      } else if (!soft && !fatal) {
+        std::string where;
+        {
+          std::lock_guard loc(f.location_mutex);
+          where = net::origin_of(f.location);
+        }
+        if (!where.empty()) {
+          f.origin = where;
+        }
+        Host& h = host(f.origin);
+        h.cap = std::min(std::max(1, options.max_connections), h.cap + 1);
+      }
       if (soft) {
         c.failures = soft->progressed ? 1 : c.failures + 1;
         if (!soft->transient || c.failures > hub.config().max_retries) {
@@ -901,8 +1048,8 @@ struct Run {
     }
 
     if (soft && !fatal) {
-      emit(f, soft->stalled ? EventType::stalled : EventType::retrying, f.present(), soft->what(),
-           c.failures + 1);
+      emit(f, soft->stalled ? EventType::stalled : EventType::retrying, f.present(),
+           std::string(soft->what()) + pushback_note, c.failures + 1);
     }
     if (fatal) {
       fail_file(f, fatal);
@@ -973,6 +1120,7 @@ std::vector<FileOutcome> Engine::run(const std::vector<FileJob>& jobs)
     auto& f = run.files.emplace_back(cache::RepoCache(m_cache_root, jobs[i].repo.type, jobs[i].repo.id));
     f.index = i;
     f.job = &jobs[i];
+    f.origin = net::origin_of(jobs[i].url);
   }
 
   const int workers = std::max(1, m_options.max_connections);

@@ -125,5 +125,51 @@ TEST_F(TransferTest, ManySmallFilesAreNotSerializedBehindALargeOne)
   EXPECT_LT(last_small, big_first);
 }
 
+TEST_F(TransferTest, HostThatPushesBackGetsFewerConnections)
+{
+  emulator::FaultSpec busy;
+  busy.kind = emulator::FaultSpec::Kind::status;
+  busy.status = 503;
+  busy.path_contains = "model.safetensors";
+  busy.times = 3;
+  hub->add_fault(busy);
+  auto r = mm({"--json", "pull", "test-org/tiny-model", "model.safetensors", "--chunk-size", "512K",
+               "--connections", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Three 503s: 8 → 4 → 2 → 1 connections to the CDN, reported in the retry events.
+  EXPECT_THAT(r.err, HasSubstr("reduced to 4"));
+  EXPECT_THAT(r.err, HasSubstr("reduced to 1"));
+  auto f = repo("test-org/tiny-model").resolve("main")->find("model.safetensors");
+  EXPECT_EQ(read_file(cache / "models--test-org--tiny-model" / "blobs" / f->sha256()), f->content());
+}
+
+TEST_F(TransferTest, SlowLastChunkIsSplitForIdleConnections)
+{
+  auto big = repo("test-org/tiny-model").resolve("main")->find("weights/big.bin");
+  const std::uint64_t last_start = 288ull << 20; // chunks of 32 MiB: the last one is [288 MiB, 300 MiB)
+  emulator::FaultSpec slow;
+  slow.kind = emulator::FaultSpec::Kind::throttle;
+  slow.path_contains = "weights/big.bin";
+  slow.range_start_at_least = last_start;
+  slow.bytes_per_sec = 2'000'000;
+  slow.times = 1;
+  hub->add_fault(slow);
+  auto r = mm({"pull", "test-org/tiny-model", "weights/big.bin", "--chunk-size", "32MiB"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fs::file_size(cache / "models--test-org--tiny-model" / "blobs" / big->sha256()), big->size());
+  // The throttled request kept only the start of the last chunk; other connections took the rest.
+  int requests_in_last_chunk = 0;
+  const auto c = counters();
+  for (const auto& rec : c.log) {
+    if (rec.file_path == "weights/big.bin" && rec.range.rfind("bytes=", 0) == 0 &&
+        std::stoull(rec.range.substr(6)) >= last_start) {
+      ++requests_in_last_chunk;
+    }
+  }
+  EXPECT_GE(requests_in_last_chunk, 2);
+  // No byte was fetched twice except what the throttled connection had in flight when it was cut.
+  EXPECT_LE(c.bytes_for("weights/big.bin"), big->size() + (4ull << 20));
+}
+
 } // namespace
 } // namespace modelmgr::test

@@ -29,5 +29,6 @@ std::uint64_t parse_size_option(const std::string& option, const std::string& va
 
 void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 void set_serve_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_cache_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 
 } // namespace modelmgr::cli

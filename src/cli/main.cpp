@@ -57,6 +57,7 @@ int main(int argc, char** argv)
   int exit_code = 0;
   cli::set_pull_command(app, global, exit_code);
   cli::set_serve_command(app, global, exit_code);
+  cli::set_cache_command(app, global, exit_code);
   cli::install_signal_handlers();
   try {
     app.parse(argc, argv);

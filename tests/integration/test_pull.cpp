@@ -270,6 +270,41 @@ TEST_F(PullTest, RenamedRepoAndCanonicalRepoWork)
   EXPECT_TRUE(fs::exists(cache / "models--gpt2-tiny" / "refs" / "main"));
 }
 
+TEST_F(PullTest, WithoutSymlinksSnapshotsHoldCopies)
+{
+  const auto& main = *repo("test-org/tiny-model").resolve("main");
+  auto r = mm({"pull", "test-org/tiny-model", "config.json"}, {{"HF_HUB_DISABLE_SYMLINKS", "1"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path snap = cache / k_tiny / "snapshots" / main.sha / "config.json";
+  EXPECT_FALSE(fs::is_symlink(snap));
+  EXPECT_EQ(read_file(snap), main.find("config.json")->content());
+}
+
+TEST_F(PullTest, ProgressIsJsonLinesWithJsonAndPlainLinesOffATerminal)
+{
+  auto j = mm({"--json", "pull", "test-org/tiny-model", "model.safetensors"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  std::vector<std::string> events;
+  for (const auto& line : lines(j.err)) {
+    auto e = nlohmann::json::parse(line);
+    events.push_back(e["event"]);
+    EXPECT_EQ(e["path"], "model.safetensors");
+  }
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.front(), "planned");
+  EXPECT_EQ(events.back(), "done");
+  EXPECT_NE(std::find(events.begin(), events.end(), "verifying"), events.end());
+
+  auto plain = mm({"pull", "test-org/tiny-model", "tokenizer.json"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_THAT(plain.err, HasSubstr("tokenizer.json: done"));
+  EXPECT_THAT(plain.err, Not(HasSubstr("\r"))) << "no terminal control characters off a terminal";
+
+  auto quiet = mm({"pull", "test-org/tiny-model", "README.md"}, {{"HF_HUB_DISABLE_PROGRESS_BARS", "1"}});
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+}
+
 // ---- errors ---------------------------------------------------------------------------------------------
 
 TEST_F(PullTest, MissingRepoIsNotFoundWithAHint)

@@ -3,6 +3,7 @@
 #include "cache/paths.hpp"
 #include "cache/repo_cache.hpp"
 #include "util/lock.hpp"
+#include "util/strings.hpp"
 
 #include <cerrno>
 #include <cmath>
@@ -18,29 +19,6 @@ namespace modelmgr::cache {
 namespace fs = std::filesystem;
 
 namespace {
-
-void create_dirs(const fs::path& dir)
-{
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    throw util::make_fs_error(ec.value(), "create directory", dir);
-  }
-}
-
-std::string_view strip(std::string_view s)
-{
-  auto is_space = [](char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-  };
-  while (!s.empty() && is_space(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && is_space(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // Python's repr(float): the shortest text that round-trips, always with a "." for integral values.
 std::string python_float_repr(double value)
@@ -67,7 +45,7 @@ fs::path local_dir_metadata_root(const fs::path& local_dir)
 void ensure_local_dir_metadata(const fs::path& local_dir)
 {
   const fs::path root = local_dir_metadata_root(local_dir);
-  create_dirs(root);
+  util::create_directories(root);
   const fs::path gitignore = root / ".gitignore";
   struct stat st {};
   if (::lstat(gitignore.c_str(), &st) != 0) {
@@ -123,7 +101,7 @@ std::optional<LocalFileMetadata> parse_local_metadata(std::string_view text)
       return std::nullopt;
     }
     const std::size_t eol = text.find('\n');
-    line = strip(text.substr(0, eol));
+    line = util::trim(text.substr(0, eol));
     text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
   }
   const std::string number(lines[2]);
@@ -143,7 +121,7 @@ std::optional<LocalFileMetadata> read_local_metadata(const fs::path& local_dir, 
 {
   const fs::path file = local_file_path(local_dir, repo_path);
   const fs::path metadata_path = local_metadata_path(local_dir, repo_path);
-  create_dirs(metadata_path.parent_path());
+  util::create_directories(metadata_path.parent_path());
   // Python writes the metadata in place under this lock: reading without it could see a half-written
   // file, call it corrupt and delete it.
   util::FileLock lock(local_lock_path(local_dir, repo_path));
@@ -177,7 +155,7 @@ void write_local_metadata(const fs::path& local_dir, std::string_view repo_path,
 {
   const fs::path metadata_path = local_metadata_path(local_dir, repo_path);
   ensure_local_dir_metadata(local_dir);
-  create_dirs(metadata_path.parent_path());
+  util::create_directories(metadata_path.parent_path());
   util::FileLock lock(local_lock_path(local_dir, repo_path));
   lock.lock();
   util::atomic_write_file(metadata_path, format_local_metadata(commit, etag, util::to_unix_seconds(now)));
@@ -187,7 +165,7 @@ util::LinkMethod export_file(const fs::path& source, const fs::path& local_dir, 
                              ExportMode mode)
 {
   const fs::path target = local_file_path(local_dir, repo_path);
-  create_dirs(target.parent_path());
+  util::create_directories(target.parent_path());
   if (mode == ExportMode::copy) {
     util::copy_file_atomic(source, target);
     return util::LinkMethod::copy;
@@ -199,7 +177,7 @@ void write_local_tree_cache(const fs::path& local_dir, std::string_view commit,
                             const std::vector<TreeFile>& files)
 {
   const fs::path path = local_tree_cache_path(local_dir, commit);
-  create_dirs(path.parent_path());
+  util::create_directories(path.parent_path());
   util::atomic_write_file(path, tree_cache_json(files));
 }
 

@@ -1,6 +1,7 @@
 #include "cache/repo_cache.hpp"
 
 #include "util/fs.hpp"
+#include "util/strings.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -30,29 +31,6 @@ void require_etag(std::string_view etag)
   if (auto error = etag_error(etag)) {
     throw std::invalid_argument("invalid etag '" + std::string(etag) + "': " + *error);
   }
-}
-
-void create_dirs(const fs::path& dir)
-{
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    throw util::make_fs_error(ec.value(), "create directory", dir);
-  }
-}
-
-std::string_view trim(std::string_view s)
-{
-  auto is_space = [](char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-  };
-  while (!s.empty() && is_space(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && is_space(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 // Our temp names in snapshot folders: ".<name>.<8 hex>.tmp" (util::TempFile::create_beside and the
@@ -216,9 +194,9 @@ fs::path RepoCache::tree_cache_path(std::string_view commit) const
 
 void RepoCache::ensure_layout() const
 {
-  create_dirs(blobs_dir());
-  create_dirs(snapshots_dir());
-  create_dirs(refs_dir());
+  util::create_directories(blobs_dir());
+  util::create_directories(snapshots_dir());
+  util::create_directories(refs_dir());
   write_cachedir_tag_if_missing(m_root);
 }
 
@@ -230,7 +208,7 @@ std::optional<std::string> RepoCache::read_ref(std::string_view revision) const
   if (!content) {
     return std::nullopt;
   }
-  const std::string_view commit = trim(*content);
+  const std::string_view commit = util::trim(*content);
   if (!is_commit_hash(commit)) {
     return std::nullopt;
   }
@@ -249,7 +227,7 @@ bool RepoCache::write_ref(std::string_view revision, std::string_view commit) co
   if (const auto existing = util::read_file_if_exists(path); existing && *existing == commit) {
     return false;
   }
-  create_dirs(path.parent_path());
+  util::create_directories(path.parent_path());
   util::atomic_write_file(path, commit);
   return true;
 }
@@ -279,7 +257,7 @@ bool RepoCache::has_blob(std::string_view etag, std::optional<std::uint64_t> exp
 fs::path RepoCache::commit_blob(const fs::path& temp_path, std::string_view etag) const
 {
   const fs::path target = blob_path(etag);
-  create_dirs(blobs_dir());
+  util::create_directories(blobs_dir());
   const int fd = ::open(temp_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     throw util::make_fs_error(errno, "open", temp_path);
@@ -311,7 +289,7 @@ LinkKind RepoCache::link_snapshot(std::string_view commit, std::string_view repo
     throw util::make_fs_error(ENOENT, "link snapshot file to missing blob", blob);
   }
   const fs::path dir = link.parent_path();
-  create_dirs(dir);
+  util::create_directories(dir);
   if (!m_symlinks_disabled && !m_symlinks_failed.load()) {
     // Relative so that the cache can be moved or mounted elsewhere: ../../blobs/<etag> plus one "../" per
     // sub-folder of repo_path.
@@ -385,7 +363,7 @@ std::vector<std::string> RepoCache::snapshot_files(std::string_view commit) cons
 void RepoCache::mark_no_exist(std::string_view commit, std::string_view repo_path) const
 {
   const fs::path marker = no_exist_path(commit, repo_path);
-  create_dirs(marker.parent_path());
+  util::create_directories(marker.parent_path());
   const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
   if (fd < 0) {
     throw util::make_fs_error(errno, "create", marker);
@@ -404,7 +382,7 @@ bool RepoCache::is_marked_no_exist(std::string_view commit, std::string_view rep
 void RepoCache::write_tree_cache(std::string_view commit, const std::vector<TreeFile>& files) const
 {
   const fs::path path = tree_cache_path(commit);
-  create_dirs(path.parent_path());
+  util::create_directories(path.parent_path());
   util::atomic_write_file(path, tree_cache_json(files));
 }
 

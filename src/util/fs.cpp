@@ -470,4 +470,13 @@ fs::path safe_relative_path(std::string_view repo_path)
   return out;
 }
 
+void create_directories(const std::filesystem::path& dir)
+{
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    throw make_fs_error(ec.value(), "create directory", dir);
+  }
+}
+
 } // namespace modelmgr::util

@@ -74,6 +74,8 @@ private:
 // fsync the directory. The parent directory must exist. A symlink at `path` is replaced, not followed.
 // Throws std::system_error; the temp file is removed on any failure.
 void atomic_write_file(const std::filesystem::path& path, std::string_view content);
+// Creates `dir` and its parents (no-op when it exists). Throws std::system_error naming the folder.
+void create_directories(const std::filesystem::path& dir);
 
 // Returns the whole content of `path`. Throws std::system_error (ENOENT included).
 std::string read_file(const std::filesystem::path& path);

@@ -1,0 +1,19 @@
+#pragma once
+// Small string helpers shared by the layers.
+
+#include <string_view>
+
+namespace modelmgr::util {
+
+// `s` without leading and trailing ASCII white space (space, \t, \n, \r, \v, \f).
+constexpr std::string_view trim(std::string_view s) noexcept
+{
+  constexpr std::string_view space = " \t\n\r\v\f";
+  const auto b = s.find_first_not_of(space);
+  if (b == std::string_view::npos) {
+    return {};
+  }
+  return s.substr(b, s.find_last_not_of(space) - b + 1);
+}
+
+} // namespace modelmgr::util

@@ -254,7 +254,8 @@ bool RepoCache::has_blob(std::string_view etag, std::optional<std::uint64_t> exp
   return !expected_size || static_cast<std::uint64_t>(st.st_size) == *expected_size;
 }
 
-fs::path RepoCache::commit_blob(const fs::path& temp_path, std::string_view etag) const
+fs::path RepoCache::commit_blob(const fs::path& temp_path, std::string_view etag,
+                                util::DirSyncBatch* dir_sync) const
 {
   const fs::path target = blob_path(etag);
   util::create_directories(blobs_dir());
@@ -274,14 +275,18 @@ fs::path RepoCache::commit_blob(const fs::path& temp_path, std::string_view etag
   if (::rename(temp_path.c_str(), target.c_str()) != 0) {
     throw util::make_fs_error(errno, "rename '" + temp_path.string() + "' to", target);
   }
-  util::fsync_dir(blobs_dir());
+  if (dir_sync) {
+    dir_sync->add(blobs_dir());
+  } else {
+    util::fsync_dir(blobs_dir());
+  }
   return target;
 }
 
 // ---- snapshots ----
 
-LinkKind RepoCache::link_snapshot(std::string_view commit, std::string_view repo_path,
-                                  std::string_view etag) const
+LinkKind RepoCache::link_snapshot(std::string_view commit, std::string_view repo_path, std::string_view etag,
+                                  util::DirSyncBatch* dir_sync) const
 {
   const fs::path blob = blob_path(etag);
   const fs::path link = snapshot_file(commit, repo_path);
@@ -313,7 +318,11 @@ LinkKind RepoCache::link_snapshot(std::string_view commit, std::string_view repo
         ::unlink(tmp.c_str());
         throw util::make_fs_error(err, "rename '" + tmp.string() + "' to", link);
       }
-      util::fsync_dir(dir);
+      if (dir_sync) {
+        dir_sync->add(dir);
+      } else {
+        util::fsync_dir(dir);
+      }
       return LinkKind::symlink;
     }
   }

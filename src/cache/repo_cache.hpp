@@ -17,6 +17,7 @@
 #include "cache/paths.hpp"
 #include "cache/tree.hpp"
 #include "util/env.hpp"
+#include "util/fs.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -94,14 +95,18 @@ public:
   // Moves the verified file `temp_path` (same filesystem) to blobs/<etag>: fsync, chmod to the directory's
   // default file mode (0666 & ~umask, as Python does), rename, fsync blobs/. Returns the blob path.
   // Throws std::system_error; `temp_path` is left in place on failure.
-  std::filesystem::path commit_blob(const std::filesystem::path& temp_path, std::string_view etag) const;
+  // With `dir_sync`, the fsync of blobs/ is left to the batch.
+  std::filesystem::path commit_blob(const std::filesystem::path& temp_path, std::string_view etag,
+                                    util::DirSyncBatch* dir_sync = nullptr) const;
 
   // ---- snapshots ----
   // Makes snapshots/<commit>/<repo_path> point at blobs/<etag>: a relative symlink created at a temp name
   // and renamed over, or an atomic copy when HF_HUB_DISABLE_SYMLINKS is true or symlinks fail here.
   // An entry already linking to the blob is left untouched. Returns what was used. Throws
   // std::system_error (ENOENT if the blob does not exist: a dangling link breaks Python's scanner).
-  LinkKind link_snapshot(std::string_view commit, std::string_view repo_path, std::string_view etag) const;
+  // With `dir_sync`, the fsync of the link's folder is left to the batch.
+  LinkKind link_snapshot(std::string_view commit, std::string_view repo_path, std::string_view etag,
+                         util::DirSyncBatch* dir_sync = nullptr) const;
   // Returns true if snapshots/<commit>/<repo_path> resolves to an existing regular file.
   bool has_snapshot_file(std::string_view commit, std::string_view repo_path) const;
   // Returns the repo paths ("/"-separated, sorted) of the files and links under snapshots/<commit>,

@@ -6,12 +6,14 @@
 #include "util/size.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -137,6 +139,38 @@ bool is_hex_tmp_name(std::string_view name)
 bool is_temp_name(std::string_view name)
 {
   return (name.size() > 5 && name.front() == '.' && ends_with(name, ".tmp")) || is_hex_tmp_name(name);
+}
+
+// Returns `dir` + "/" + `target` with "." and ".." segments of `target` folded, as
+// (fs::path(dir) / target).lexically_normal() would give for the `dir`s the scan builds (from the
+// normalised root and entry names, so without "." or ".." of their own). String surgery instead of
+// lexically_normal: that one allocates a path per segment and was ~15% of a 50k-file scan.
+std::string join_relative(std::string_view dir, std::string_view target)
+{
+  std::string out(dir);
+  std::size_t pos = 0;
+  while (pos <= target.size()) {
+    std::size_t end = target.find('/', pos);
+    if (end == std::string_view::npos) {
+      end = target.size();
+    }
+    const std::string_view seg = target.substr(pos, end - pos);
+    if (seg == "..") {
+      const std::size_t slash = out.rfind('/');
+      const std::string_view last =
+          slash == std::string::npos ? std::string_view(out) : std::string_view(out).substr(slash + 1);
+      if (slash == std::string::npos || slash == 0 || last == "..") {
+        // Climbing above a relative root or "/": rare enough to leave to the general algorithm.
+        return (fs::path(dir) / target).lexically_normal().native();
+      }
+      out.resize(slash);
+    } else if (!seg.empty() && seg != ".") {
+      out += '/';
+      out += seg;
+    }
+    pos = end + 1;
+  }
+  return out;
 }
 
 std::string_view trim(std::string_view s)
@@ -385,12 +419,13 @@ private:
     const std::string_view target(buf, static_cast<std::size_t>(n));
     // Lexical resolution: the usual target "../../blobs/<etag>" then names an entry of m_blob_paths and
     // costs no syscall; anything else (absolute targets, links to links) falls back to stat().
-    fs::path resolved =
-        target.front() == '/' ? fs::path(target) : (fs::path(dir) / target).lexically_normal();
-    f.blob_path = resolved;
-    if (auto it = m_blob_paths.find(resolved.native()); it != m_blob_paths.end()) {
+    std::string resolved =
+        target.front() == '/' ? fs::path(target).lexically_normal().native() : join_relative(dir, target);
+    if (auto it = m_blob_paths.find(resolved); it != m_blob_paths.end()) {
+      f.blob_path = std::move(resolved);
       return it->second;
     }
+    f.blob_path = std::move(resolved);
     struct stat st {};
     if (::fstatat(dir_fd, name.c_str(), &st, 0) != 0) {
       problem(ProblemKind::broken_symlink, link,
@@ -522,6 +557,11 @@ void scan_locks(const std::string& locks, const std::string& folder, std::vector
   }
 }
 
+// Upper bound of the scan pool; with more the threads mostly contend on directory locks in the kernel.
+constexpr unsigned k_max_scan_threads = 4;
+// Below this many repos per thread, starting threads costs more than it saves.
+constexpr std::size_t k_min_slots_per_thread = 8;
+
 bool is_ignored_root_entry(std::string_view name)
 {
   return name == "CACHEDIR.TAG" || name == "version.txt" || name == ".DS_Store" || name == "Thumbs.db" ||
@@ -579,15 +619,39 @@ CacheInfo scan_cache(const fs::path& root_in)
     throw util::make_fs_error(errno, "list cache directory", root);
   }
   info.exists = true;
+
+  // One slot per unit of work, in directory order, each with its own problem list: repos (and the lock
+  // folders of .locks/) are independent, so they are scanned by a small pool, and merging the slots in
+  // order keeps the result identical to a sequential scan.
+  struct Slot {
+    std::optional<CachedRepo> repo;
+    std::string locks_dir; // a .locks/<folder> to probe, when not a repo
+    std::string locks_folder;
+    std::vector<CacheProblem> problems;
+  };
+  std::vector<Slot> slots;
   for (const auto& e : *entries) {
     const std::string p = root_s + "/" + e.name;
     if (e.name == ".locks") {
-      scan_locks(p, "", info.problems);
+      auto sub = list_dir(p);
+      if (!sub) {
+        continue;
+      }
+      for (const auto& l : *sub) {
+        Slot& slot = slots.emplace_back();
+        if (l.type == DT_DIR) {
+          slot.locks_dir = p + "/" + l.name;
+          slot.locks_folder = l.name;
+        } else if (ends_with(l.name, ".lock")) {
+          RepoScanner::check_lock(slot.problems, "", p + "/" + l.name);
+        }
+      }
       continue;
     }
     if (is_ignored_root_entry(e.name)) {
       continue;
     }
+    Slot& slot = slots.emplace_back();
     // A symlinked repo folder is followed (people move big repos to other disks that way).
     bool is_dir = e.type == DT_DIR;
     if (e.type == DT_LNK) {
@@ -595,24 +659,56 @@ CacheInfo scan_cache(const fs::path& root_in)
       is_dir = ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
     }
     if (!is_dir) {
-      info.problems.push_back(
+      slot.problems.push_back(
           {ProblemKind::not_a_directory, fs::path(p), "", "unexpected file in the cache root", 0});
       continue;
     }
     const auto folder = parse_repo_folder_name(e.name);
     if (!folder) {
-      info.problems.push_back({ProblemKind::bad_folder_name, fs::path(p), "",
+      slot.problems.push_back({ProblemKind::bad_folder_name, fs::path(p), "",
                                "folder name is not <models|datasets|spaces>--<repo id>", 0});
       continue;
     }
-    CachedRepo repo;
+    CachedRepo& repo = slot.repo.emplace();
     repo.repo_id = folder->repo_id;
     repo.type = folder->type;
     repo.folder = e.name;
     repo.path = p;
-    RepoScanner(info.problems, repo).run();
-    info.size_on_disk += repo.size_on_disk;
-    info.repos.push_back(std::move(repo));
+  }
+
+  std::atomic<std::size_t> next{0};
+  const auto worker = [&] {
+    for (std::size_t i = next.fetch_add(1); i < slots.size(); i = next.fetch_add(1)) {
+      Slot& slot = slots[i];
+      if (slot.repo) {
+        RepoScanner(slot.problems, *slot.repo).run();
+      } else if (!slot.locks_dir.empty()) {
+        scan_locks(slot.locks_dir, slot.locks_folder, slot.problems);
+      }
+    }
+  };
+  // The scan is syscall-bound; a few threads overlap the kernel's per-call work (and any disk waits on a
+  // cold cache). Small caches are not worth a thread start.
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads =
+      slots.size() < k_min_slots_per_thread
+          ? 1u
+          : std::min({hw, k_max_scan_threads, static_cast<unsigned>(slots.size() / k_min_slots_per_thread)});
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) {
+    pool.emplace_back(worker);
+  }
+  worker();
+  for (auto& t : pool) {
+    t.join();
+  }
+
+  for (auto& slot : slots) {
+    std::move(slot.problems.begin(), slot.problems.end(), std::back_inserter(info.problems));
+    if (slot.repo) {
+      info.size_on_disk += slot.repo->size_on_disk;
+      info.repos.push_back(std::move(*slot.repo));
+    }
   }
   std::stable_sort(info.problems.begin(), info.problems.end(),
                    [](const CacheProblem& a, const CacheProblem& b) { return a.path < b.path; });

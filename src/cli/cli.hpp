@@ -30,5 +30,12 @@ std::uint64_t parse_size_option(const std::string& option, const std::string& va
 void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 void set_serve_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 void set_cache_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_sync_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_list_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_verify_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_clean_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_lock_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+// `modelmgr` without a subcommand: true when it should run `sync` (a default model-set config exists).
+bool has_default_model_config();
 
 } // namespace modelmgr::cli

@@ -5,6 +5,7 @@
 
 #include "cache/paths.hpp"
 #include "cache/scan.hpp"
+#include "cli/cache_maint.hpp"
 #include "cli/cli.hpp"
 #include "util/env.hpp"
 #include "util/fs.hpp"
@@ -307,7 +308,7 @@ void run_du(const std::string& cache_dir, const GlobalOptions& global)
 
 void set_cache_command(CLI::App& app, GlobalOptions& global, int& exit_code)
 {
-  auto* cache_cmd = app.add_subcommand("cache", "Inspect the Hugging Face cache");
+  auto* cache_cmd = app.add_subcommand("cache", "Inspect, clean and verify the Hugging Face cache");
   cache_cmd->require_subcommand(1);
   // Global flags (--json, -v) may follow the nested subcommand: `modelmgr cache ls --json`.
   cache_cmd->fallthrough();
@@ -338,6 +339,8 @@ void set_cache_command(CLI::App& app, GlobalOptions& global, int& exit_code)
     run_du(*du_dir, global);
     exit_code = 0;
   });
+
+  set_cache_maint_commands(*cache_cmd, global, exit_code);
 }
 
 } // namespace modelmgr::cli

@@ -162,7 +162,11 @@ void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   cmd->add_option("--lock-timeout", args->lock_timeout_s, "Seconds to wait for another process's lock")
       ->capture_default_str();
 
-  cmd->callback([args, &global, &exit_code] {
+  cmd->callback([args, cmd, &global, &exit_code] {
+    // Asking for N connections on one file means at least N in total, unless the total was set too.
+    if (cmd->count("--connections") > 0 && cmd->count("--max-workers") == 0) {
+      args->max_workers = std::max(args->max_workers, args->connections);
+    }
     std::vector<std::pair<std::string, std::vector<std::string>>> targets;
     if (args->all) {
       for (const auto& r : k_default_set) {

@@ -4,6 +4,7 @@
 
 #include "cli/cli.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -46,8 +47,8 @@ int main(int argc, char** argv)
 {
   using namespace modelmgr;
   CLI::App app{"modelmgr: download, verify, cache and manage Hugging Face models"};
-  app.require_subcommand(1);
-  app.fallthrough(); // global flags (--json, -q) may also follow the subcommand
+  app.require_subcommand(0, 1); // none: `sync` when a default model-set config exists, else help
+  app.fallthrough();            // global flags (--json, -q) may also follow the subcommand
   app.set_version_flag("--version", "modelmgr 0.1.0");
   cli::GlobalOptions global;
   app.add_flag("--json", global.json,
@@ -58,9 +59,24 @@ int main(int argc, char** argv)
   cli::set_pull_command(app, global, exit_code);
   cli::set_serve_command(app, global, exit_code);
   cli::set_cache_command(app, global, exit_code);
+  cli::set_sync_command(app, global, exit_code);
+  cli::set_list_command(app, global, exit_code);
+  cli::set_verify_command(app, global, exit_code);
+  cli::set_clean_command(app, global, exit_code);
+  cli::set_lock_command(app, global, exit_code);
   cli::install_signal_handlers();
   try {
     app.parse(argc, argv);
+    if (app.get_subcommands().empty()) {
+      if (!cli::has_default_model_config()) {
+        fmt::print("{}", app.help());
+        return exit_code_for(ErrorKind::usage);
+      }
+      std::vector<std::string> again(argv + 1, argv + argc);
+      again.push_back("sync");
+      std::reverse(again.begin(), again.end()); // CLI11 takes the arguments in reverse order
+      app.parse(again);
+    }
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : exit_code_for(ErrorKind::usage);

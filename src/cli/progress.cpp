@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include <fmt/format.h>
 #include <sys/ioctl.h>
@@ -25,6 +26,7 @@ struct FileProgress {
   std::uint64_t total = 0;
   std::uint64_t current = 0;
   std::uint64_t start = 0; // bytes present when it started (resume)
+  bool started = false;
   bool finished = false;
 };
 
@@ -47,6 +49,9 @@ public:
       break;
     case EventType::bytes:
     case EventType::started:
+      f.started = true;
+      f.current = std::max(f.current, e.current);
+      break;
     case EventType::retrying:
     case EventType::stalled: f.current = std::max(f.current, e.current); break;
     case EventType::verifying: f.current = f.total; break;
@@ -83,6 +88,17 @@ public:
     return t;
   }
   std::size_t files() const { return m_files.size(); }
+  // Files being transferred now: (path, progress), at most `limit`.
+  std::vector<std::pair<std::string, FileProgress>> active(std::size_t limit) const
+  {
+    std::vector<std::pair<std::string, FileProgress>> out;
+    for (const auto& [key, f] : m_files) {
+      if (f.started && !f.finished && out.size() < limit) {
+        out.emplace_back(key.substr(key.find('\n') + 1), f);
+      }
+    }
+    return out;
+  }
   std::size_t finished() const
   {
     std::size_t n = 0;
@@ -115,9 +131,7 @@ public:
   ~HumanRenderer() override
   {
     std::lock_guard lock(m_mutex);
-    if (m_tty && m_line_shown) {
-      std::fputs("\r\033[K", stderr);
-    }
+    erase();
     if (m_totals.files() > 0 && m_totals.transferred() > 0) {
       const double secs = std::chrono::duration<double>(Clock::now() - m_start).count();
       fmt::print(stderr, "downloaded {} in {:.1f} s ({}/s)\n", util::format_size(m_totals.transferred()),
@@ -163,11 +177,21 @@ public:
 private:
   void message(const std::string& text)
   {
-    if (m_tty && m_line_shown) {
-      std::fputs("\r\033[K", stderr);
-      m_line_shown = false;
-    }
+    erase();
     fmt::print(stderr, "{}\n", text);
+  }
+
+  // Removes the live lines drawn last time (terminal only); the cursor ends where they started.
+  void erase()
+  {
+    if (!m_tty || m_lines_shown == 0) {
+      return;
+    }
+    std::fputs("\r\033[K", stderr);
+    for (std::size_t i = 1; i < m_lines_shown; ++i) {
+      std::fputs("\033[1A\033[K", stderr);
+    }
+    m_lines_shown = 0;
   }
 
   void render(Clock::time_point now, const ProgressEvent& last)
@@ -190,11 +214,26 @@ private:
       if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10) {
         width = ws.ws_col - 1;
       }
-      if (line.size() > width) {
-        line.resize(width);
+      // One line per file in flight (at most 4), then the total.
+      std::vector<std::string> out;
+      for (const auto& [path, f] : m_totals.active(4)) {
+        const int fpct =
+            f.total ? static_cast<int>(100.0 * static_cast<double>(f.current) / static_cast<double>(f.total))
+                    : 100;
+        out.push_back(fmt::format("  {:3}% {:>8} / {:<8} {}", fpct, util::format_size(f.current),
+                                  util::format_size(f.total), path));
       }
-      fmt::print(stderr, "\r\033[K{}", line);
-      m_line_shown = true;
+      out.push_back(fmt::format("[{}/{} files] {} / {} {:3}% {}/s ETA {}", m_totals.finished(),
+                                m_totals.files(), util::format_size(cur), util::format_size(total), pct,
+                                util::format_size(static_cast<std::uint64_t>(speed)), format_eta(eta)));
+      erase();
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        if (out[i].size() > width) {
+          out[i].resize(width);
+        }
+        fmt::print(stderr, "{}{}", out[i], i + 1 < out.size() ? "\n" : "");
+      }
+      m_lines_shown = out.size();
     } else {
       fmt::print(stderr, "{}\n", line);
     }
@@ -206,7 +245,7 @@ private:
   Totals m_totals;
   Clock::time_point m_start;
   Clock::time_point m_last_render{};
-  bool m_line_shown = false;
+  std::size_t m_lines_shown = 0;
 };
 
 class JsonRenderer : public ProgressObserver {

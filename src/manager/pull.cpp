@@ -360,11 +360,13 @@ PullResult pull(const PullOptions& o)
           failed_etags.insert(jobs[i].etag);
         }
       }
+      util::DirSyncBatch link_dirs;
       for (const auto& w : wanted) {
         if (failed_etags.count(w.etag) == 0) {
-          rc.link_snapshot(commit, w.path, w.etag);
+          rc.link_snapshot(commit, w.path, w.etag, &link_dirs);
         }
       }
+      link_dirs.flush();
       if (first_error) {
         if (failed.size() == 1) {
           std::rethrow_exception(first_error);

@@ -2,6 +2,9 @@
 
 #include <array>
 #include <cerrno>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -476,6 +479,43 @@ void create_directories(const std::filesystem::path& dir)
   std::filesystem::create_directories(dir, ec);
   if (ec) {
     throw make_fs_error(ec.value(), "create directory", dir);
+  }
+}
+
+DirSyncBatch::~DirSyncBatch()
+{
+  try {
+    flush();
+  } catch (const std::exception&) {
+    // Best effort from a destructor; callers that care call flush() themselves.
+  }
+}
+
+void DirSyncBatch::add(const fs::path& dir)
+{
+  std::lock_guard lock(m_mutex);
+  m_dirs.insert(dir);
+}
+
+void DirSyncBatch::flush()
+{
+  std::set<fs::path> dirs;
+  {
+    std::lock_guard lock(m_mutex);
+    dirs.swap(m_dirs);
+  }
+  std::optional<std::system_error> first;
+  for (const auto& d : dirs) {
+    try {
+      fsync_dir(d);
+    } catch (const std::system_error& e) {
+      if (!first) {
+        first = e;
+      }
+    }
+  }
+  if (first) {
+    throw *first;
   }
 }
 

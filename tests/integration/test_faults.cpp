@@ -4,6 +4,7 @@
 #include "support/hub_fixture.hpp"
 
 #include <csignal>
+#include <nlohmann/json.hpp>
 
 #include <gmock/gmock.h>
 
@@ -158,12 +159,16 @@ TEST_F(FaultTest, PersistentServerErrorGivesUpWithANetworkErrorAndKeepsTheBytes)
 
 // Starts a throttled download of weights/big.bin (300 MiB) and interrupts it with `sig` once at least
 // `at_least` bytes went out, then checks that the next run resumes.
-// Bytes the server counts as sent that may still sit in loopback socket buffers (8 connections × 4 MiB).
-constexpr std::uint64_t k_socket_slack = 32ull << 20;
+// Bytes the server counts as sent that may still sit in loopback socket buffers (8 connections × 8 MiB:
+// Linux autotunes loopback buffers up to several MiB each under load).
+constexpr std::uint64_t k_socket_slack = 64ull << 20;
 
 class InterruptTest : public FaultTest {
 protected:
-  void interrupt_and_resume(int sig, std::vector<std::string> extra_args, std::uint64_t in_flight_bound)
+  // `again_with_defaults`: the next run uses the default chunk layout, to show that resume does not depend on
+  // the layout of the interrupted run.
+  void interrupt_and_resume(int sig, std::vector<std::string> extra_args, std::uint64_t stale_bound,
+                            bool again_with_defaults = false)
   {
     auto big = repo("test-org/tiny-model").resolve("main")->find("weights/big.bin");
     FaultSpec slow;
@@ -190,25 +195,40 @@ protected:
         << "an unfinished file must not appear under its final name";
     ASSERT_TRUE(fs::exists(cache / k_tiny / "blobs" / (big->sha256() + ".modelmgr.incomplete")));
     const std::uint64_t first_run = counters().bytes_for("weights/big.bin");
+    // What the interrupted run says it has on disk (the sum of the chunks' `written`).
+    auto state = nlohmann::json::parse(
+        read_file(cache / k_tiny / "blobs" / (big->sha256() + ".modelmgr.state.incomplete")));
+    std::uint64_t saved = 0;
+    for (const auto& c : state["chunks"]) {
+      saved += c[2].get<std::uint64_t>();
+    }
+    // The state is fresh: it lags what the server sent by at most the in-flight allowance (bytes that were
+    // still in socket buffers, or not yet recorded when the process died).
+    EXPECT_GE(saved + stale_bound, first_run);
+    EXPECT_GT(saved, 0u);
 
     hub->clear_faults();
     hub->reset_counters();
-    auto again = mm({"pull", "test-org/tiny-model", "weights/big.bin"});
+    std::vector<std::string> again_args{"pull", "test-org/tiny-model", "weights/big.bin"};
+    if (!again_with_defaults) {
+      again_args.insert(again_args.end(), extra_args.begin(), extra_args.end());
+    }
+    auto again = mm(again_args);
     ASSERT_EQ(again.exit_code, 0) << again.err;
     const std::uint64_t second_run = counters().bytes_for("weights/big.bin");
     EXPECT_EQ(fs::file_size(blob(big->sha256())), big->size());
     EXPECT_TRUE(no_temp_files());
-    // Resumed, not restarted: the second run fetched less than the whole file, and at most what the first
-    // run had not yet received plus the chunks that were in flight (8 connections × one chunk).
-    EXPECT_LT(second_run, big->size());
-    EXPECT_LE(second_run, big->size() - std::min(first_run, big->size()) + in_flight_bound);
+    // Resumed, not restarted: the next run fetches what the state did not have, and nothing more (the
+    // small allowance covers a chunk split on a slow connection under load).
+    EXPECT_GE(second_run, big->size() - saved);
+    EXPECT_LE(second_run, big->size() - saved + (4ull << 20));
   }
 };
 
 TEST_F(InterruptTest, CtrlCKeepsThePartialFileAndTheNextRunResumes)
 {
-  // Ctrl-C saves the exact progress of every chunk: only what was still in socket buffers when the client
-  // stopped (counted as sent by the server, never received) is fetched again.
+  // Ctrl-C saves the exact progress of every chunk; the server's count differs only by what was still in
+  // socket buffers when the client stopped.
   interrupt_and_resume(SIGINT, {"--chunk-size", "8M"}, k_socket_slack);
 }
 
@@ -220,9 +240,8 @@ TEST_F(InterruptTest, KillNineDuringAParallelDownloadResumesFromTheSavedChunks)
 
 TEST_F(InterruptTest, KillNineDuringASingleConnectionDownloadResumes)
 {
-  // One connection: progress is saved twice a second; at 40 MB/s at most ~20 MiB is fetched again. The
-  // next run uses the default layout (8 chunks): resume does not depend on the layout.
-  interrupt_and_resume(SIGKILL, {"--connections", "1"}, (40ull << 20) + k_socket_slack);
+  // One connection: progress is saved twice a second; at 40 MB/s it lags by ~20 MiB at most.
+  interrupt_and_resume(SIGKILL, {"--connections", "1"}, (40ull << 20) + k_socket_slack, true);
 }
 
 TEST_F(FaultTest, TwoProcessesPullingTheSameFileDownloadItOnce)

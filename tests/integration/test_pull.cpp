@@ -305,6 +305,30 @@ TEST_F(PullTest, ProgressIsJsonLinesWithJsonAndPlainLinesOffATerminal)
   EXPECT_EQ(quiet.err, "");
 }
 
+TEST_F(PullTest, TerminalShowsLiveProgressPerFileAndInTotal)
+{
+  if (!fs::exists("/usr/bin/script")) {
+    GTEST_SKIP() << "script(1) from bsdutils is needed to run under a pseudo-terminal";
+  }
+  emulator::FaultSpec slow;
+  slow.kind = emulator::FaultSpec::Kind::throttle;
+  slow.path_contains = "model.safetensors";
+  slow.times = -1;
+  slow.bytes_per_sec = 2'000'000;
+  hub->add_fault(slow);
+  // script(1) gives the command a pseudo-terminal; its output (stdout and stderr) comes back on stdout.
+  const std::string cmd = modelmgr_binary() + " pull test-org/tiny-model model.safetensors";
+  Process p({"/usr/bin/script", "-qfec", cmd, "/dev/null"}, env());
+  auto r = p.wait();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\033[K")) << "live lines are redrawn in place";
+  EXPECT_THAT(r.out, HasSubstr("ETA"));
+  EXPECT_THAT(r.out, HasSubstr("% "));
+  EXPECT_THAT(r.out, HasSubstr("model.safetensors"));
+  EXPECT_THAT(r.out, HasSubstr("[0/1 files]"));
+  EXPECT_THAT(r.out, HasSubstr("downloaded 3.1M"));
+}
+
 // ---- errors ---------------------------------------------------------------------------------------------
 
 TEST_F(PullTest, MissingRepoIsNotFoundWithAHint)

@@ -1,0 +1,236 @@
+// cache::plan_delete / execute_plan (`modelmgr cache rm`) on hand-built caches: exactly which files remain
+// after deleting one revision (a blob shared with a kept revision stays), every revision (the folder goes),
+// short commits and ref names as targets, errors that list what exists, and a blob whose download lock is
+// held by another process (a forked child, sequenced with pipes) being skipped, not deleted.
+
+#include "modelmgr/errors.hpp"
+
+#include "cache/delete.hpp"
+#include "cache_builder.hpp"
+#include "util/lock.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace modelmgr::cache {
+namespace {
+
+namespace fs = std::filesystem;
+using test::CacheBuilder;
+using test::TempDir;
+using test::write_file;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+const std::string k_c1 = std::string(40, 'a');
+const std::string k_c2 = std::string(40, 'b');
+const std::string k_folder = "models--org--name";
+const std::string k_other = "models--org--other";
+
+class DeleteTest : public ::testing::Test {
+protected:
+  void SetUp() override
+  {
+    // org/name: main = c1 {config.json → e1, tok/t.json → e2}; v1.0 = c2 {config.json → e3, tok/t.json → e2}.
+    cb.blob(k_folder, "e1", "config one");
+    cb.blob(k_folder, "e2", "shared tokenizer");
+    cb.blob(k_folder, "e3", "config two, longer");
+    cb.link(k_folder, k_c1, "config.json", "e1");
+    cb.link(k_folder, k_c1, "tok/t.json", "e2");
+    cb.link(k_folder, k_c2, "config.json", "e3");
+    cb.link(k_folder, k_c2, "tok/t.json", "e2");
+    cb.ref(k_folder, "main", k_c1);
+    cb.ref(k_folder, "v1.0", k_c2);
+    cb.ref(k_folder, "refs/pr/1", k_c2);
+    write_file(cb.repo(k_folder) / ".no_exist" / k_c2 / "missing.bin", "");
+    cb.lock_file(k_folder, "e3");
+    // org/other: one revision.
+    cb.blob(k_other, "f1", "other");
+    cb.link(k_other, k_c1, "model.bin", "f1");
+    cb.ref(k_other, "main", k_c1);
+  }
+
+  DeletePlan plan(const std::vector<std::string>& targets)
+  {
+    std::vector<DeleteTarget> t;
+    for (const auto& s : targets) {
+      t.push_back(parse_delete_target(s, RepoType::model));
+    }
+    return plan_delete(scan_cache(cb.root()), t);
+  }
+
+  std::vector<std::string> other_repo_files() const
+  {
+    return {".locks/" + k_folder + "/e3.lock", k_other + "/blobs/f1", k_other + "/refs/main",
+            k_other + "/snapshots/" + k_c1 + "/model.bin"};
+  }
+
+  TempDir tmp;
+  CacheBuilder cb{tmp.path() / "hub"};
+};
+
+TEST_F(DeleteTest, OneRevisionKeepsTheBlobSharedWithAKeptRevision)
+{
+  const auto p = plan({"org/name@v1.0"});
+  ASSERT_EQ(p.repos.size(), 1u);
+  const auto& d = p.repos[0];
+  EXPECT_FALSE(d.whole_repo);
+  EXPECT_THAT(d.commits, ElementsAre(k_c2));
+  EXPECT_EQ(d.freed, std::string("config two, longer").size()); // e2 is shared: not freed
+  ASSERT_EQ(d.blobs.size(), 1u);
+  EXPECT_EQ(d.blobs[0].etag, "e3");
+
+  const auto report = execute_plan(p);
+  EXPECT_TRUE(report.in_use.empty());
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_EQ(report.freed, d.freed);
+  std::vector<std::string> expected = {k_folder + "/.no_exist/" + k_c2 + "/missing.bin",
+                                       k_folder + "/blobs/e1",
+                                       k_folder + "/blobs/e2",
+                                       k_folder + "/refs/main",
+                                       k_folder + "/snapshots/" + k_c1 + "/config.json",
+                                       k_folder + "/snapshots/" + k_c1 + "/tok/t.json"};
+  auto others = other_repo_files();
+  expected.insert(expected.end(), others.begin(), others.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(cb.files(), expected);
+}
+
+TEST_F(DeleteTest, EveryRevisionDeletesTheRepoFolderButNotItsLocks)
+{
+  const auto p = plan({"org/name@main", "org/name@" + k_c2.substr(0, 7)});
+  ASSERT_EQ(p.repos.size(), 1u);
+  EXPECT_TRUE(p.repos[0].whole_repo);
+  const auto report = execute_plan(p);
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_FALSE(fs::exists(cb.repo(k_folder)));
+  EXPECT_EQ(cb.files(), other_repo_files());
+}
+
+TEST_F(DeleteTest, RepoWithoutRevisionDeletesTheFolder)
+{
+  const auto p = plan({"org/name"});
+  ASSERT_EQ(p.repos.size(), 1u);
+  EXPECT_TRUE(p.repos[0].whole_repo);
+  EXPECT_EQ(p.repos[0].freed, 10u + 16u + 18u);
+  execute_plan(p);
+  EXPECT_EQ(cb.files(), other_repo_files());
+}
+
+TEST_F(DeleteTest, RefNamesWithSlashAndShortCommitsResolve)
+{
+  EXPECT_THAT(plan({"org/name@refs/pr/1"}).repos.at(0).commits, ElementsAre(k_c2));
+  EXPECT_THAT(plan({"org/name@bbbb"}).repos.at(0).commits, ElementsAre(k_c2));
+  EXPECT_THAT(plan({"org/name@" + k_c1}).repos.at(0).commits, ElementsAre(k_c1));
+  // Deleting c2 also deletes both refs naming it.
+  const auto p = plan({"org/name@" + k_c2});
+  EXPECT_EQ(p.repos.at(0).refs.size(), 2u);
+}
+
+TEST_F(DeleteTest, UnknownTargetsAreErrorsListingWhatExists)
+{
+  const auto before = cb.files();
+  try {
+    plan({"org/nope"});
+    FAIL() << "expected MissingModelError";
+  } catch (const MissingModelError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("model/org/nope"));
+    EXPECT_THAT(e.hint(), HasSubstr("model/org/name"));
+    EXPECT_THAT(e.hint(), HasSubstr("model/org/other"));
+  }
+  try {
+    plan({"org/name@v9"});
+    FAIL() << "expected MissingModelError";
+  } catch (const MissingModelError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("'v9'"));
+    EXPECT_THAT(e.hint(), HasSubstr(k_c1 + " (main)"));
+    EXPECT_THAT(e.hint(), HasSubstr(k_c2 + " (refs/pr/1, v1.0)"));
+  }
+  EXPECT_THROW(parse_delete_target("org/name@", RepoType::model), ConfigurationError);
+  EXPECT_THROW(parse_delete_target("bad--id", RepoType::model), ConfigurationError);
+  // A dataset of the same name is another repo.
+  EXPECT_THROW(plan_delete(scan_cache(cb.root()), {parse_delete_target("org/name", RepoType::dataset)}),
+               MissingModelError);
+  EXPECT_EQ(cb.files(), before); // nothing touched
+}
+
+// Holds `lock_path` in a forked child until told to let go: flock locks belong to the open file
+// description, so only another process shows what a concurrent download looks like.
+class LockHolderProcess {
+public:
+  explicit LockHolderProcess(const fs::path& lock_path)
+  {
+    int ready[2];
+    int release[2];
+    if (::pipe(ready) != 0 || ::pipe(release) != 0) {
+      throw std::runtime_error("pipe");
+    }
+    m_pid = ::fork();
+    if (m_pid == 0) {
+      ::close(ready[0]);
+      ::close(release[1]);
+      util::FileLock lock(lock_path);
+      const char ok = lock.try_lock() ? '1' : '0';
+      (void)::write(ready[1], &ok, 1);
+      char c = 0;
+      (void)::read(release[0], &c, 1);
+      lock.unlock();
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(release[0]);
+    m_release = release[1];
+    char ok = 0;
+    m_locked = ::read(ready[0], &ok, 1) == 1 && ok == '1';
+    ::close(ready[0]);
+  }
+  ~LockHolderProcess()
+  {
+    ::close(m_release); // EOF lets the child go
+    int status = 0;
+    ::waitpid(m_pid, &status, 0);
+  }
+  bool locked() const { return m_locked; }
+
+private:
+  pid_t m_pid = -1;
+  int m_release = -1;
+  bool m_locked = false;
+};
+
+TEST_F(DeleteTest, BlobWhoseLockIsHeldIsSkippedAndReported)
+{
+  const auto p = plan({"org/name@v1.0"});
+  LockHolderProcess holder(cb.root() / ".locks" / k_folder / "e3.lock");
+  ASSERT_TRUE(holder.locked());
+  const auto report = execute_plan(p);
+  ASSERT_EQ(report.in_use.size(), 1u);
+  EXPECT_EQ(report.in_use[0].path, cb.repo(k_folder) / "blobs" / "e3");
+  EXPECT_THAT(report.in_use[0].reason, HasSubstr("in use"));
+  EXPECT_EQ(report.freed, 0u);
+  EXPECT_TRUE(fs::exists(cb.repo(k_folder) / "blobs" / "e3"));
+  // The snapshot and its refs are gone all the same: the downloader re-links what it needs.
+  EXPECT_FALSE(fs::exists(cb.repo(k_folder) / "snapshots" / k_c2));
+  EXPECT_FALSE(fs::exists(cb.repo(k_folder) / "refs" / "v1.0"));
+}
+
+TEST_F(DeleteTest, WholeRepoWithAHeldLockIsDeletedPieceByPieceAroundIt)
+{
+  write_file(cb.repo(k_folder) / "blobs" / "e4.incomplete", "partial");
+  const auto p = plan({"org/name"});
+  LockHolderProcess holder(cb.root() / ".locks" / k_folder / "e3.lock");
+  ASSERT_TRUE(holder.locked());
+  const auto report = execute_plan(p);
+  ASSERT_EQ(report.in_use.size(), 1u);
+  std::vector<std::string> expected = {k_folder + "/.no_exist/" + k_c2 + "/missing.bin",
+                                       k_folder + "/blobs/e3", k_folder + "/blobs/e4.incomplete"};
+  auto others = other_repo_files();
+  expected.insert(expected.end(), others.begin(), others.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(cb.files(), expected);
+}
+
+} // namespace
+} // namespace modelmgr::cache

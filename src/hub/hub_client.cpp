@@ -367,7 +367,7 @@ std::optional<FileMetadata> HubClient::try_file_metadata(const RepoId& repo, std
     req.url = url;
     net::Response r = request_with_retries(req, fmt::format("fetching metadata of '{}'", path));
     if (r.is_redirect()) {
-      auto loc = r.header("location");
+      auto loc = r.single_header("location");
       if (loc) {
         std::string next = net::resolve_location(url, *loc);
         // Relative redirects (resolve-cache, renamed repos) and redirects to the endpoint's own host are
@@ -411,7 +411,7 @@ std::optional<FileMetadata> HubClient::try_file_metadata(const RepoId& repo, std
                                       net::display_url(url)),
                           "check HF_ENDPOINT: it does not seem to be a Hugging Face Hub");
     }
-    auto loc = r.header("location");
+    auto loc = r.single_header("location");
     m.location = (r.is_redirect() && loc) ? net::resolve_location(url, *loc) : url;
     return m;
   }
@@ -427,7 +427,7 @@ RevisionInfo HubClient::revision_info(const RepoId& repo, std::string_view revis
     req.url = url;
     net::Response r = request_with_retries(req, fmt::format("resolving revision '{}'", revision));
     if (r.is_redirect()) {
-      if (auto loc = r.header("location");
+      if (auto loc = r.single_header("location");
           loc && net::origin_of(net::resolve_location(url, *loc)) == m_endpoint_origin) {
         url = net::resolve_location(url, *loc);
         continue;

@@ -752,7 +752,7 @@ struct Run {
         throw e;
       }
       if (r.is_redirect()) {
-        auto loc = r.header("location");
+        auto loc = r.single_header("location");
         if (!loc) {
           throw ChunkError(fmt::format("HTTP {} without Location from {}", r.status, net::display_url(url)),
                            true, false);

@@ -4,6 +4,7 @@
 #include "support/hub_fixture.hpp"
 
 #include <csignal>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include <gmock/gmock.h>
@@ -242,6 +243,33 @@ TEST_F(InterruptTest, KillNineDuringASingleConnectionDownloadResumes)
 {
   // One connection: progress is saved twice a second; at 40 MB/s it lags by ~20 MiB at most.
   interrupt_and_resume(SIGKILL, {"--connections", "1"}, (40ull << 20) + k_socket_slack, true);
+}
+
+TEST_F(FaultTest, ResumedFileThatFailsItsHashIsFetchedAgainNotCommitted)
+{
+  auto f = lfs_file();
+  // A first attempt that gives up after 1 MB, keeping its bytes for a resume.
+  auto cut = make(FaultSpec::Kind::truncate, 1'000'000);
+  hub->add_fault(cut);
+  auto fail = make(FaultSpec::Kind::status);
+  fail.times = -1;
+  hub->add_fault(fail);
+  ASSERT_EQ(mm({"pull", "test-org/tiny-model", "model.safetensors"}).exit_code, 6);
+  hub->clear_faults();
+  // The kept bytes go bad on disk (a crash on a power loss, a bad sector...).
+  const fs::path temp = cache / k_tiny / "blobs" / (f->sha256() + ".modelmgr.incomplete");
+  ASSERT_TRUE(fs::exists(temp));
+  {
+    std::fstream io(temp, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(4242);
+    io.put('\x5a' ^ f->read(4242, 1)[0]);
+  }
+  hub->reset_counters();
+  auto r = mm({"pull", "test-org/tiny-model", "model.safetensors"});
+  expect_pulled_intact(r);
+  // The resume fetched the rest, the hash failed, the whole file was fetched once more.
+  EXPECT_EQ(counters().bytes_for("model.safetensors"), f->size() - 1'000'000 + f->size());
+  EXPECT_THAT(r.err, HasSubstr("mismatch"));
 }
 
 TEST_F(FaultTest, TwoProcessesPullingTheSameFileDownloadItOnce)

@@ -329,6 +329,37 @@ TEST_F(PullTest, TerminalShowsLiveProgressPerFileAndInTotal)
   EXPECT_THAT(r.out, HasSubstr("downloaded 3.1M"));
 }
 
+TEST(PullDefaultSet, AllAndAddPullTheDefaultSetAndSingleFilesAndRemindOfOfflineMode)
+{
+  emulator::HubEmulator::Options options;
+  options.demo_repos = true;
+  emulator::HubEmulator demo(options);
+  demo.start();
+  TempDir tmp;
+  const std::map<std::string, std::string> env{{"HF_ENDPOINT", demo.endpoint()},
+                                               {"HF_HUB_CACHE", (tmp.path() / "hub").string()}};
+  auto r =
+      run_modelmgr({"pull", "--all", "--add", "test-org/tiny-model", "tokenizer.json", "--json", "-q"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  std::vector<std::string> repos;
+  for (const auto& repo : j["repos"]) {
+    repos.push_back(repo["repo_id"]);
+  }
+  EXPECT_EQ(repos, (std::vector<std::string>{
+                       "BAAI/bge-m3", "BAAI/bge-reranker-v2-m3", "google/siglip-base-patch16-224",
+                       "Qdrant/bm42-all-minilm-l6-v2-attentions", "test-org/tiny-model"}));
+  EXPECT_EQ(j["repos"][4]["files"].size(), 1u);
+  EXPECT_TRUE(fs::exists(tmp.path() / "hub" / "models--BAAI--bge-m3" / "refs" / "main"));
+  auto human = run_modelmgr({"pull", "--all"}, env);
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_THAT(human.err, HasSubstr("HF_HUB_OFFLINE=1"));
+  EXPECT_THAT(human.err, HasSubstr("TRANSFORMERS_OFFLINE=1"));
+  auto nothing = run_modelmgr({"pull"}, env);
+  EXPECT_EQ(nothing.exit_code, 2);
+  EXPECT_THAT(nothing.err, HasSubstr("--all"));
+}
+
 // ---- errors ---------------------------------------------------------------------------------------------
 
 TEST_F(PullTest, MissingRepoIsNotFoundWithAHint)

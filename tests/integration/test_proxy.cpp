@@ -29,6 +29,7 @@ public:
       }
       httplib::Client upstream(target.substr(0, path_start));
       upstream.set_follow_location(false);
+      upstream.set_url_encode(false); // the target is already encoded: relay it byte for byte
       httplib::Headers headers;
       for (const auto& [k, v] : req.headers) {
         if (k != "Host" && k != "Proxy-Connection" && k != "REMOTE_ADDR" && k != "REMOTE_PORT" &&

@@ -47,6 +47,8 @@ TEST(Config, FromEnvironment)
   EXPECT_EQ(c.token, "hf_x");
   EXPECT_EQ(c.etag_timeout, std::chrono::milliseconds(2500));
   EXPECT_EQ(c.download_timeout, std::chrono::seconds(30));
+  env.set("MODEL_DOWNLOAD_TIMEOUT", "45");
+  EXPECT_EQ(hub_config_from_env(env).download_timeout, std::chrono::seconds(45));
   env.set("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1");
   EXPECT_FALSE(hub_config_from_env(env).token);
   env.set("HF_HUB_ETAG_TIMEOUT", "soon");

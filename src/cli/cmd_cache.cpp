@@ -37,24 +37,6 @@ struct CacheLsArgs {
 // Without -v, a cache full of Python's left-behind lock files would bury the table.
 constexpr std::size_t k_max_problems_shown = 20;
 
-fs::path cache_root(const std::string& explicit_dir)
-{
-  std::optional<fs::path> dir;
-  if (!explicit_dir.empty()) {
-    dir = explicit_dir;
-  }
-  return cache::resolve_cache_dir(dir, util::Env::process());
-}
-
-cache::CacheInfo scan(const fs::path& root)
-{
-  try {
-    return cache::scan_cache(root);
-  } catch (const std::system_error& e) {
-    throw ConfigurationError(e.what(), "check --cache-dir / HF_HUB_CACHE", ErrorKind::disk);
-  }
-}
-
 std::string refs_text(const std::vector<std::string>& refs)
 {
   std::string out;
@@ -201,8 +183,8 @@ void run_ls(const CacheLsArgs& args, const GlobalOptions& global)
     filters.push_back(cache::parse_repo_filter(f));
   }
   const auto sort = cache::parse_repo_sort(args.sort);
-  const fs::path root = cache_root(args.cache_dir);
-  const auto info = scan(root);
+  const fs::path root = cache_root_for(args.cache_dir);
+  const auto info = scan_cache_root(root);
   const auto now = std::chrono::system_clock::now();
   auto repos = cache::select_repos(info, filters, sort, now);
   if (args.limit > 0 && repos.size() > args.limit) {
@@ -258,8 +240,8 @@ void run_ls(const CacheLsArgs& args, const GlobalOptions& global)
 
 void run_du(const std::string& cache_dir, const GlobalOptions& global)
 {
-  const fs::path root = cache_root(cache_dir);
-  const auto info = scan(root);
+  const fs::path root = cache_root_for(cache_dir);
+  const auto info = scan_cache_root(root);
   std::map<std::string, std::uint64_t> per_type;
   for (const auto& r : info.repos) {
     per_type[std::string(cache::to_string(r.type))] += r.size_on_disk;
@@ -341,6 +323,24 @@ void set_cache_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   });
 
   set_cache_maint_commands(*cache_cmd, global, exit_code);
+}
+
+std::filesystem::path cache_root_for(const std::string& explicit_dir)
+{
+  std::optional<std::filesystem::path> dir;
+  if (!explicit_dir.empty()) {
+    dir = explicit_dir;
+  }
+  return cache::resolve_cache_dir(dir, util::Env::process());
+}
+
+cache::CacheInfo scan_cache_root(const std::filesystem::path& root)
+{
+  try {
+    return cache::scan_cache(root);
+  } catch (const std::system_error& e) {
+    throw ConfigurationError(e.what(), "check --cache-dir / HF_HUB_CACHE", ErrorKind::disk);
+  }
 }
 
 } // namespace modelmgr::cli

@@ -40,24 +40,6 @@ namespace fs = std::filesystem;
 // a few, so a verify on a laptop leaves it usable.
 constexpr unsigned k_max_verify_threads = 4;
 
-fs::path cache_root(const std::string& explicit_dir)
-{
-  std::optional<fs::path> dir;
-  if (!explicit_dir.empty()) {
-    dir = explicit_dir;
-  }
-  return cache::resolve_cache_dir(dir, util::Env::process());
-}
-
-cache::CacheInfo scan(const fs::path& root)
-{
-  try {
-    return cache::scan_cache(root);
-  } catch (const std::system_error& e) {
-    throw ConfigurationError(e.what(), "check --cache-dir / HF_HUB_CACHE", ErrorKind::disk);
-  }
-}
-
 cache::RepoType repo_type_option(const std::string& text)
 {
   const auto t = cache::parse_repo_type(text);
@@ -248,7 +230,7 @@ int run_rm(const RmArgs& a, const GlobalOptions& global)
   for (const auto& t : a.targets) {
     targets.push_back(cache::parse_delete_target(t, type));
   }
-  const auto info = scan(cache_root(a.cache_dir));
+  const auto info = scan_cache_root(cache_root_for(a.cache_dir));
   return run_plan(cache::plan_delete(info, targets), info, a.dry_run, a.yes, global);
 }
 
@@ -276,7 +258,7 @@ int run_prune(const PruneArgs& a, const GlobalOptions& global)
   if (!a.config.empty()) {
     o.pins = manager::pins_from_config(manager::load_config(a.config));
   }
-  const auto info = scan(cache_root(a.cache_dir));
+  const auto info = scan_cache_root(cache_root_for(a.cache_dir));
   return run_plan(cache::plan_prune(info, o), info, a.dry_run, a.yes, global);
 }
 
@@ -335,8 +317,8 @@ std::string repair_blob(const cache::CorruptBlob& bad, const cache::CacheInfo& i
 int run_verify(const VerifyArgs& a, const GlobalOptions& global)
 {
   const auto type = repo_type_option(a.repo_type);
-  const fs::path root = cache_root(a.cache_dir);
-  const auto info = scan(root);
+  const fs::path root = cache_root_for(a.cache_dir);
+  const auto info = scan_cache_root(root);
   std::vector<const cache::CachedRepo*> repos;
   if (a.repos.empty()) {
     for (const auto& r : info.repos) {
@@ -431,7 +413,7 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& global)
 
 int run_locks(const std::string& cache_dir, bool all, const GlobalOptions& global)
 {
-  const fs::path root = cache_root(cache_dir);
+  const fs::path root = cache_root_for(cache_dir);
   const auto locks = cache::list_locks(root);
   const auto now = std::chrono::system_clock::now();
   std::size_t held = 0;

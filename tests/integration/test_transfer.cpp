@@ -78,7 +78,11 @@ TEST_F(TransferTest, FileLargerThanTwoToThe31Bytes)
     in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
   }
   EXPECT_EQ(tail, f->read(size - tail.size(), tail.size()));
-  EXPECT_EQ(counters().body_bytes_total, size);
+  // No chunk started again from its beginning. The server's count may exceed the size by what was already
+  // in the socket when a slow chunk was split or a stalled one cancelled (a loaded CI machine does both), but
+  // never by a whole default chunk (64 MiB), let alone the file.
+  EXPECT_GE(counters().body_bytes_total, size);
+  EXPECT_LT(counters().body_bytes_total, size + (64ull << 20));
 }
 
 TEST_F(TransferTest, RateLimitCapsTheTotalAcrossConnections)

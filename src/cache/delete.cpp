@@ -156,17 +156,13 @@ void add_orphans(RepoDeletion& d, const CacheInfo& info)
   }
 }
 
-std::string in_use_reason(const fs::path& lock_path)
-{
-  std::string reason = "in use: lock " + lock_path.string() + " is held";
-  if (auto holder = util::read_holder(lock_path)) {
-    reason += " by " + holder->describe();
-  }
-  return reason;
-}
+// Thrown from the wait callback to stop waiting once the cancel flag is set.
+struct WaitCancelled {};
 
 class Executor {
 public:
+  explicit Executor(const ExecuteOptions& options) : m_options(options) {}
+
   DeleteReport run(const DeletePlan& plan)
   {
     std::vector<const RepoDeletion*> piecewise;
@@ -184,6 +180,7 @@ public:
     for (const auto* d : piecewise) {
       for (const auto& r : d->refs) {
         remove_file(r, 0);
+        remove_empty_parents(r, d->path / "refs");
       }
     }
     for (const auto* d : piecewise) {
@@ -211,6 +208,73 @@ public:
   }
 
 private:
+  bool cancelled() const { return m_options.cancel != nullptr && m_options.cancel->load(); }
+
+  // Takes `lock`: at once, or within lock_timeout when one is set. A lock already waited for in vain is
+  // not waited for again (a whole repo falling back to piecewise deletion meets its locks twice). Throws
+  // std::system_error on I/O errors.
+  bool acquire(util::FileLock& lock)
+  {
+    if (lock.try_lock()) {
+      return true;
+    }
+    const fs::path& path = lock.path();
+    if (m_options.lock_timeout <= std::chrono::milliseconds::zero() || m_gave_up.contains(path.native()) ||
+        cancelled()) {
+      return false;
+    }
+    bool got = false;
+    try {
+      got = lock.lock_for(m_options.lock_timeout, [&](const std::optional<util::LockHolder>& holder,
+                                                      std::chrono::milliseconds waited) {
+        if (cancelled()) {
+          throw WaitCancelled{};
+        }
+        if (m_options.on_wait) {
+          m_options.on_wait(path, holder, waited);
+        }
+      });
+    } catch (const WaitCancelled&) {
+      got = false;
+    }
+    if (!got) {
+      m_gave_up.insert(path.native());
+      m_report.timed_out = m_report.timed_out || !cancelled();
+    }
+    return got;
+  }
+
+  std::string in_use_reason(const fs::path& lock_path) const
+  {
+    std::string reason = "in use: lock " + lock_path.string() + " is held";
+    if (auto holder = util::read_holder(lock_path)) {
+      reason += " by " + holder->describe();
+    }
+    if (m_gave_up.contains(lock_path.native())) {
+      reason +=
+          cancelled()
+              ? " (interrupted while waiting)"
+              : " (still held after waiting " +
+                    std::to_string(
+                        std::chrono::duration_cast<std::chrono::seconds>(m_options.lock_timeout).count()) +
+                    " s)";
+    }
+    return reason;
+  }
+
+  // Removes the now empty folders between `file` and `stop` (refs/pr/ after deleting refs/pr/1), never
+  // `stop` itself. A folder that is not empty (another ref) stays.
+  void remove_empty_parents(const fs::path& file, const fs::path& stop)
+  {
+    std::error_code ec;
+    for (fs::path dir = file.parent_path(); dir != stop && dir.native().starts_with(stop.native());
+         dir = dir.parent_path()) {
+      if (!fs::is_empty(dir, ec) || ec || !fs::remove(dir, ec)) {
+        return;
+      }
+    }
+  }
+
   // Removes the folder in one go while holding every lock of the repo. Returns false (nothing deleted)
   // when a lock is held: the caller then deletes piece by piece, skipping what is in use.
   bool remove_whole_repo(const RepoDeletion& d)
@@ -235,9 +299,9 @@ private:
     for (const auto& p : lock_paths) {
       util::FileLock lock(p);
       try {
-        if (!lock.try_lock()) {
-          busy = true;
-          continue;
+        if (!acquire(lock)) {
+          busy = true; // the repo goes piecewise: its other locks are met (and waited for) blob by blob
+          break;
         }
       } catch (const std::exception&) {
         continue; // vanished or unreadable: it protects nothing we could honour
@@ -293,7 +357,7 @@ private:
     {
       util::FileLock lock(lock_path);
       try {
-        if (!lock.try_lock()) {
+        if (!acquire(lock)) {
           m_report.in_use.push_back({path, in_use_reason(lock_path)});
           return;
         }
@@ -314,7 +378,9 @@ private:
     }
   }
 
+  const ExecuteOptions& m_options;
   DeleteReport m_report;
+  std::unordered_set<std::string> m_gave_up; // lock paths waited for in vain
 };
 
 } // namespace
@@ -534,9 +600,9 @@ DeletePlan plan_prune(const CacheInfo& info, const PruneOptions& options)
   return plan;
 }
 
-DeleteReport execute_plan(const DeletePlan& plan)
+DeleteReport execute_plan(const DeletePlan& plan, const ExecuteOptions& options)
 {
-  return Executor().run(plan);
+  return Executor(options).run(plan);
 }
 
 } // namespace modelmgr::cache

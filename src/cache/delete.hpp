@@ -10,18 +10,23 @@
 //
 // Concurrent downloads: a downloader (Python, hf-hub 1.x, modelmgr) holds `.locks/<folder>/<etag>.lock`
 // while it writes `blobs/<etag>*.incomplete` and links the blob. execute_plan() takes that lock with a
-// non-blocking try before unlinking a blob or a temp file; a held lock means "in use": the entry is skipped
-// and reported, never deleted. A whole repo is removed with one remove_all only when none of its lock
-// files is held; otherwise its snapshots, refs and blobs are deleted one by one with the same per-blob rule.
+// try (or, with ExecuteOptions::lock_timeout, a bounded wait) before unlinking a blob or a temp file; a
+// lock still held means "in use": the entry is skipped and reported, never deleted. A lock whose holder
+// died is free (flock locks die with their process), whatever holder info its file still carries. A whole
+// repo is removed with one remove_all only when none of its lock files is held (after the same wait);
+// otherwise its snapshots, refs and blobs are deleted one by one with the same per-blob rule.
 // `.locks/` and `.no_exist/` are left alone by rm (prune removes lock files nobody holds).
 
 #include "cache/paths.hpp"
 #include "cache/scan.hpp"
+#include "util/lock.hpp"
 #include "util/time.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -111,6 +116,21 @@ struct PruneOptions {
 // cache is ignored. Never writes.
 DeletePlan plan_prune(const CacheInfo& info, const PruneOptions& options);
 
+// How execute_plan() treats download locks held by someone else.
+struct ExecuteOptions {
+  // How long to wait for each held lock; 0 = do not wait (the entry is skipped as in use at once).
+  std::chrono::milliseconds lock_timeout{0};
+  // Called while waiting for `lock` (first on the first failed attempt, then about once a second, as
+  // util::FileLock::lock_for does) with what the lock file says about its holder. The library never
+  // prints: the CLI reports the wait.
+  std::function<void(const std::filesystem::path& lock, const std::optional<util::LockHolder>& holder,
+                     std::chrono::milliseconds waited)>
+      on_wait;
+  // Set (e.g. by SIGINT) → stop waiting: the entry being waited for and every later held lock are
+  // reported as in use.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
 struct SkippedEntry {
   std::filesystem::path path;
   std::string reason; // "in use: lock held by pid 12 on host since ...", or the system error
@@ -121,10 +141,13 @@ struct DeleteReport {
   std::vector<std::filesystem::path> deleted; // in deletion order
   std::vector<SkippedEntry> in_use;           // skipped because a download holds the lock
   std::vector<SkippedEntry> errors;           // could not be deleted (missing paths are not errors)
+  bool timed_out = false;                     // a lock was waited for (lock_timeout > 0) in vain
 };
 
-// Deletes what `plan` lists (see the header comment for order and locking). Never throws for a single
+// Deletes what `plan` lists (see the header comment for order and locking). With a lock_timeout, a held
+// lock is waited for (each lock at most that long) before its entry is skipped as in use. Refs removed
+// from a subfolder (refs/pr/1) take the subfolder with them once it is empty. Never throws for a single
 // entry: failures are collected in the report.
-DeleteReport execute_plan(const DeletePlan& plan);
+DeleteReport execute_plan(const DeletePlan& plan, const ExecuteOptions& options = {});
 
 } // namespace modelmgr::cache

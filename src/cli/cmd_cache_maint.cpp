@@ -1,6 +1,7 @@
 // `modelmgr cache rm`, `cache prune`, `cache verify` and `cache locks` (docs/cache.md). Deleting commands
 // print their plan first and ask on a terminal; the deletion itself (and its locking against concurrent
-// downloads) lives in cache/delete.hpp, the hashing in cache/verify.hpp.
+// downloads) lives in cache/delete.hpp, the hashing in cache/verify.hpp; `rm -i` picks its targets in
+// cmd_cache_select.cpp. --lock-timeout waits are reported here (the library only calls back).
 
 #include "modelmgr/errors.hpp"
 #include "modelmgr/pull.hpp"
@@ -11,6 +12,7 @@
 #include "cache/scan.hpp"
 #include "cache/verify.hpp"
 #include "cli/cache_maint.hpp"
+#include "cli/terminal.hpp"
 #include "manager/cache_pins.hpp"
 #include "manager/config.hpp"
 #include "util/env.hpp"
@@ -19,7 +21,10 @@
 #include "util/time.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -50,14 +55,32 @@ cache::RepoType repo_type_option(const std::string& text)
   return *t;
 }
 
+// Reads one line from a terminal descriptor other than standard input (/dev/tty for `rm -i`).
+std::string read_line(int fd)
+{
+  std::string line;
+  char c = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR && !cancel_flag().load()) {
+      continue;
+    }
+    if (n <= 0 || c == '\n') {
+      return line;
+    }
+    line += c;
+  }
+}
+
 // Returns true to go ahead. Deleting without a person to ask needs an explicit -y, so a script that
-// forgot it fails loudly instead of hanging on a prompt or deleting by surprise.
-bool confirm(bool yes, bool json)
+// forgot it fails loudly instead of hanging on a prompt or deleting by surprise. The answer is read from
+// `answer_fd` (standard input, or the terminal `rm -i` used).
+bool confirm(bool yes, bool json, int answer_fd = STDIN_FILENO)
 {
   if (yes) {
     return true;
   }
-  if (::isatty(STDIN_FILENO) != 1 || json) {
+  if (::isatty(answer_fd) != 1 || json) {
     throw ConfigurationError("refusing to delete without confirmation: standard input is not a terminal",
                              "pass -y/--yes to delete without asking, or --dry-run to only see the plan",
                              ErrorKind::usage);
@@ -65,8 +88,55 @@ bool confirm(bool yes, bool json)
   fmt::print(stderr, "Proceed? [y/N] ");
   std::fflush(stderr);
   std::string answer;
-  std::getline(std::cin, answer);
+  if (answer_fd == STDIN_FILENO) {
+    std::getline(std::cin, answer);
+  } else {
+    answer = read_line(answer_fd);
+  }
   return answer == "y" || answer == "Y" || answer == "yes" || answer == "YES";
+}
+
+std::chrono::milliseconds lock_timeout_option(double seconds)
+{
+  if (!(seconds >= 0) || seconds > 1e9) {
+    throw ConfigurationError(
+        "invalid --lock-timeout " + fmt::format("{}", seconds),
+        "give the seconds to wait for a lock held by a download, e.g. 60 (0: do not wait)", ErrorKind::usage);
+  }
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
+// Reports waits for download locks: once per lock, on stderr ("waiting for <path>: held by pid N on HOST
+// since T (up to Ns)"), or as a JSON line with --json.
+std::function<void(const fs::path&, const std::optional<util::LockHolder>&, std::chrono::milliseconds)>
+lock_wait_reporter(const GlobalOptions& global, std::chrono::milliseconds timeout)
+{
+  auto reported = std::make_shared<std::set<std::string>>();
+  const bool json = global.json;
+  return [reported, json, timeout](const fs::path& lock, const std::optional<util::LockHolder>& holder,
+                                   std::chrono::milliseconds) {
+    if (!reported->insert(lock.string()).second) {
+      return;
+    }
+    const std::string who =
+        holder ? holder->describe() : std::string("an unknown process (no holder info, e.g. Python)");
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+    if (json) {
+      nlohmann::json j{{"event", "waiting_lock"},
+                       {"path", lock.string()},
+                       {"lock_timeout", secs},
+                       {"message", "held by " + who}};
+      if (holder) {
+        j["pid"] = holder->pid;
+        j["host"] = holder->hostname;
+        j["since"] = holder->since;
+      }
+      fmt::print(stderr, "{}\n", j.dump());
+    } else {
+      fmt::print(stderr, "waiting for {}: held by {} (up to {}s)\n", lock.string(), who, secs);
+    }
+    std::fflush(stderr);
+  };
 }
 
 std::string refs_of(const cache::CacheInfo& info, const std::string& folder, const std::string& commit)
@@ -166,10 +236,13 @@ nlohmann::json skipped_json(const std::vector<cache::SkippedEntry>& entries)
   return out;
 }
 
-// Shows the plan, asks, executes, reports. Returns the exit code: 0, or 7 (disk) if something could not
-// be deleted. Entries skipped because a download holds them are reported but are not a failure.
+// Shows the plan, asks, executes, reports. Returns the exit code: 0; 7 (disk) if something could not be
+// deleted; 8 (locked) if a --lock-timeout wait ran out (those entries were skipped); 130 when interrupted.
+// Entries skipped at once because a download holds them (no --lock-timeout) are reported but are not a
+// failure.
 int run_plan(const cache::DeletePlan& plan, const cache::CacheInfo& info, bool dry_run, bool yes,
-             const GlobalOptions& global)
+             const GlobalOptions& global, std::chrono::milliseconds lock_timeout,
+             int answer_fd = STDIN_FILENO)
 {
   if (plan.empty()) {
     if (global.json) {
@@ -190,18 +263,25 @@ int run_plan(const cache::DeletePlan& plan, const cache::CacheInfo& info, bool d
   if (!global.json) {
     print_plan(plan, info, false);
   }
-  if (!confirm(yes, global.json)) {
+  if (!confirm(yes, global.json, answer_fd)) {
     fmt::print("Aborted: nothing deleted.\n");
     return 0;
   }
-  const auto report = cache::execute_plan(plan);
+  cache::ExecuteOptions options;
+  options.lock_timeout = lock_timeout;
+  options.cancel = &cancel_flag();
+  if (lock_timeout > std::chrono::milliseconds::zero()) {
+    options.on_wait = lock_wait_reporter(global, lock_timeout);
+  }
+  const auto report = cache::execute_plan(plan, options);
   if (global.json) {
     fmt::print("{}\n", nlohmann::json{{"dry_run", false},
                                       {"plan", plan_json(plan)},
                                       {"freed", report.freed},
                                       {"deleted", report.deleted.size()},
                                       {"in_use", skipped_json(report.in_use)},
-                                      {"errors", skipped_json(report.errors)}}
+                                      {"errors", skipped_json(report.errors)},
+                                      {"timed_out", report.timed_out}}
                            .dump());
   } else {
     fmt::print("Deleted {} item(s), freed {}.\n", report.deleted.size(), util::format_size(report.freed));
@@ -212,7 +292,23 @@ int run_plan(const cache::DeletePlan& plan, const cache::CacheInfo& info, bool d
       fmt::print(stderr, "modelmgr: error: cannot delete {}: {}\n", e.path.string(), e.reason);
     }
   }
-  return report.errors.empty() ? 0 : exit_code_for(ErrorKind::disk);
+  if (!report.errors.empty()) {
+    return exit_code_for(ErrorKind::disk);
+  }
+  if (cancel_flag().load()) {
+    return exit_code_for(ErrorKind::interrupted);
+  }
+  if (report.timed_out) {
+    if (!global.json) {
+      fmt::print(stderr,
+                 "modelmgr: error: gave up waiting for a lock after {} s: not everything was deleted\n"
+                 "  hint: a download is still using it (see `modelmgr cache locks`); run the command "
+                 "again later or with a longer --lock-timeout\n",
+                 std::chrono::duration_cast<std::chrono::seconds>(lock_timeout).count());
+    }
+    return exit_code_for(ErrorKind::locked);
+  }
+  return 0;
 }
 
 struct RmArgs {
@@ -221,17 +317,74 @@ struct RmArgs {
   std::string cache_dir;
   bool yes = false;
   bool dry_run = false;
+  bool interactive = false;
+  double lock_timeout_s = 0;
 };
+
+// Closes a descriptor this command opened (/dev/tty), never standard input.
+struct FdCloser {
+  int fd = -1;
+  ~FdCloser()
+  {
+    if (fd > STDERR_FILENO) {
+      ::close(fd);
+    }
+  }
+};
+
+int run_rm_interactive(const RmArgs& a, const GlobalOptions& global)
+{
+  const auto lock_timeout = lock_timeout_option(a.lock_timeout_s);
+  if (!a.targets.empty()) {
+    throw ConfigurationError("cache rm -i selects what to delete on the terminal: it takes no REPO arguments",
+                             "run `modelmgr cache rm -i` alone, or name the repos without -i",
+                             ErrorKind::usage);
+  }
+  if (global.json) {
+    throw ConfigurationError(
+        "cache rm -i is interactive and cannot print --json",
+        "name the repos to delete instead: modelmgr cache rm REPO[@REVISION]... --json -y", ErrorKind::usage);
+  }
+  FdCloser in{open_key_input()};
+  if (in.fd < 0 || ::isatty(STDOUT_FILENO) != 1) {
+    throw ConfigurationError(
+        "cache rm -i needs a terminal, but standard input or output is not one",
+        "name the repos to delete instead: modelmgr cache rm REPO[@REVISION]... (see `modelmgr cache ls`)",
+        ErrorKind::usage);
+  }
+  const auto info = scan_cache_root(cache_root_for(a.cache_dir));
+  if (info.repos.empty()) {
+    fmt::print("The cache at {} holds no repos. Nothing deleted.\n", info.root.string());
+    return 0;
+  }
+  std::fflush(stdout);
+  const auto selection = select_delete_targets(info, in.fd, STDOUT_FILENO, &cancel_flag());
+  if (selection.how != SelectResult::How::accepted) {
+    fmt::print("Nothing deleted.\n");
+    return selection.how == SelectResult::How::interrupted ? exit_code_for(ErrorKind::interrupted) : 0;
+  }
+  return run_plan(cache::plan_delete(info, selection.targets), info, a.dry_run, a.yes, global, lock_timeout,
+                  in.fd);
+}
 
 int run_rm(const RmArgs& a, const GlobalOptions& global)
 {
+  if (a.interactive) {
+    return run_rm_interactive(a, global);
+  }
+  const auto lock_timeout = lock_timeout_option(a.lock_timeout_s);
+  if (a.targets.empty()) {
+    throw ConfigurationError("cache rm needs at least one REPO[@REVISION] to delete",
+                             "see `modelmgr cache ls` for what is cached, or use -i to pick on a terminal",
+                             ErrorKind::usage);
+  }
   const auto type = repo_type_option(a.repo_type);
   std::vector<cache::DeleteTarget> targets;
   for (const auto& t : a.targets) {
     targets.push_back(cache::parse_delete_target(t, type));
   }
   const auto info = scan_cache_root(cache_root_for(a.cache_dir));
-  return run_plan(cache::plan_delete(info, targets), info, a.dry_run, a.yes, global);
+  return run_plan(cache::plan_delete(info, targets), info, a.dry_run, a.yes, global, lock_timeout);
 }
 
 struct PruneArgs {
@@ -241,10 +394,12 @@ struct PruneArgs {
   std::string config;
   bool yes = false;
   bool dry_run = false;
+  double lock_timeout_s = 0;
 };
 
 int run_prune(const PruneArgs& a, const GlobalOptions& global)
 {
+  const auto lock_timeout = lock_timeout_option(a.lock_timeout_s);
   cache::PruneOptions o;
   try {
     o.temp_older_than = util::parse_duration(a.older_than);
@@ -259,7 +414,7 @@ int run_prune(const PruneArgs& a, const GlobalOptions& global)
     o.pins = manager::pins_from_config(manager::load_config(a.config));
   }
   const auto info = scan_cache_root(cache_root_for(a.cache_dir));
-  return run_plan(cache::plan_prune(info, o), info, a.dry_run, a.yes, global);
+  return run_plan(cache::plan_prune(info, o), info, a.dry_run, a.yes, global, lock_timeout);
 }
 
 struct VerifyArgs {
@@ -267,17 +422,36 @@ struct VerifyArgs {
   std::string repo_type = "model";
   std::string cache_dir;
   bool repair = false;
+  double lock_timeout_s = 0;
 };
 
 // Deletes `bad` (under its download lock) and pulls every file that pointed at it again, at the commit of
 // its snapshot. Returns an error message, or empty on success.
 std::string repair_blob(const cache::CorruptBlob& bad, const cache::CacheInfo& info, const fs::path& root,
-                        const GlobalOptions& global)
+                        const GlobalOptions& global, std::chrono::milliseconds lock_timeout)
 {
   {
-    util::FileLock lock(root / ".locks" / bad.folder / (bad.etag + ".lock"));
-    if (!lock.try_lock()) {
-      return "in use by a download (lock held); try again later";
+    const fs::path lock_path = root / ".locks" / bad.folder / (bad.etag + ".lock");
+    util::FileLock lock(lock_path);
+    bool got = lock.try_lock();
+    if (!got && lock_timeout > std::chrono::milliseconds::zero() && !cancel_flag().load()) {
+      const auto report = lock_wait_reporter(global, lock_timeout);
+      got = lock.lock_for(lock_timeout, [&](const std::optional<util::LockHolder>& holder,
+                                            std::chrono::milliseconds waited) {
+        if (cancel_flag().load()) {
+          throw DownloadError(ErrorKind::interrupted, "interrupted while waiting for " + lock_path.string());
+        }
+        report(lock_path, holder, waited);
+      });
+    }
+    if (!got) {
+      const auto holder = util::read_holder(lock_path);
+      return "in use by a download: lock " + lock_path.string() + " is held" +
+             (holder ? " by " + holder->describe() : std::string()) +
+             (lock_timeout > std::chrono::milliseconds::zero()
+                  ? fmt::format(" (still held after waiting {} s)",
+                                std::chrono::duration_cast<std::chrono::seconds>(lock_timeout).count())
+                  : std::string("; try again later, or wait for it with --lock-timeout"));
     }
     std::error_code ec;
     fs::remove(bad.blob_path, ec);
@@ -317,6 +491,7 @@ std::string repair_blob(const cache::CorruptBlob& bad, const cache::CacheInfo& i
 int run_verify(const VerifyArgs& a, const GlobalOptions& global)
 {
   const auto type = repo_type_option(a.repo_type);
+  const auto lock_timeout = lock_timeout_option(a.lock_timeout_s);
   const fs::path root = cache_root_for(a.cache_dir);
   const auto info = scan_cache_root(root);
   std::vector<const cache::CachedRepo*> repos;
@@ -345,7 +520,7 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& global)
   std::size_t repaired = 0;
   if (a.repair) {
     for (const auto& bad : report.corrupt) {
-      auto err = repair_blob(bad, info, root, global);
+      auto err = repair_blob(bad, info, root, global, lock_timeout);
       if (err.empty()) {
         ++repaired;
       } else {
@@ -459,13 +634,19 @@ int run_locks(const std::string& cache_dir, bool all, const GlobalOptions& globa
 void set_cache_maint_commands(CLI::App& cache_cmd, GlobalOptions& global, int& exit_code)
 {
   auto rm_args = std::make_shared<RmArgs>();
-  auto* rm = cache_cmd.add_subcommand("rm", "Delete cached repos or revisions (REPO or REPO@REVISION)");
+  auto* rm = cache_cmd.add_subcommand(
+      "rm", "Delete cached repos or revisions (REPO or REPO@REVISION; -i picks them on the terminal)");
   rm->fallthrough();
-  rm->add_option("targets", rm_args->targets, "REPO[@REVISION]: a ref name or a (short) commit")->required();
+  rm->add_option("targets", rm_args->targets, "REPO[@REVISION]: a ref name or a (short) commit");
+  rm->add_flag("-i,--interactive", rm_args->interactive,
+               "Pick repos and revisions to delete from a list on the terminal (sorted by size)");
   rm->add_option("--repo-type", rm_args->repo_type, "model, dataset or space")->capture_default_str();
   rm->add_option("--cache-dir", rm_args->cache_dir, "Cache directory");
   rm->add_flag("-y,--yes", rm_args->yes, "Do not ask for confirmation");
   rm->add_flag("--dry-run", rm_args->dry_run, "Only print what would be deleted");
+  rm->add_option("--lock-timeout", rm_args->lock_timeout_s,
+                 "Seconds to wait for each lock a download holds (0: skip what is in use at once)")
+      ->capture_default_str();
   rm->callback([rm_args, &global, &exit_code] { exit_code = run_rm(*rm_args, global); });
 
   auto prune_args = std::make_shared<PruneArgs>();
@@ -483,6 +664,10 @@ void set_cache_maint_commands(CLI::App& cache_cmd, GlobalOptions& global, int& e
                     "Model-set config whose models (repo + revision) are never pruned or evicted");
   prune->add_flag("-y,--yes", prune_args->yes, "Do not ask for confirmation");
   prune->add_flag("--dry-run", prune_args->dry_run, "Only print what would be deleted");
+  prune
+      ->add_option("--lock-timeout", prune_args->lock_timeout_s,
+                   "Seconds to wait for each lock a download holds (0: skip what is in use at once)")
+      ->capture_default_str();
   prune->callback([prune_args, &global, &exit_code] { exit_code = run_prune(*prune_args, global); });
 
   auto verify_args = std::make_shared<VerifyArgs>();
@@ -493,6 +678,10 @@ void set_cache_maint_commands(CLI::App& cache_cmd, GlobalOptions& global, int& e
   verify->add_option("--cache-dir", verify_args->cache_dir, "Cache directory");
   verify->add_flag("--repair", verify_args->repair,
                    "Delete corrupt blobs and download the files using them again (needs the Hub)");
+  verify
+      ->add_option("--lock-timeout", verify_args->lock_timeout_s,
+                   "With --repair: seconds to wait for a lock a download holds (0: skip it at once)")
+      ->capture_default_str();
   verify->callback([verify_args, &global, &exit_code] { exit_code = run_verify(*verify_args, global); });
 
   auto locks_dir = std::make_shared<std::string>();

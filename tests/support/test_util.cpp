@@ -1,5 +1,8 @@
 #include "support/test_util.hpp"
 
+#include "util/lock.hpp"
+#include "util/time.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -12,6 +15,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,7 +64,7 @@ bool is_scrubbed(const std::string& name)
 }
 } // namespace
 
-Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env)
+std::vector<std::string> child_env(const std::map<std::string, std::string>& env)
 {
   std::vector<std::string> envs;
   for (char** e = environ; *e; ++e) {
@@ -71,6 +77,12 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   for (const auto& [k, v] : env) {
     envs.push_back(k + "=" + v);
   }
+  return envs;
+}
+
+Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env)
+{
+  std::vector<std::string> envs = child_env(env);
   int out[2];
   int err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
@@ -116,10 +128,26 @@ void Process::signal(int sig)
   }
 }
 
-void Process::drain(bool, std::chrono::steady_clock::time_point deadline)
+bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds timeout)
+{
+  if (m_done) {
+    return m_result.out.find(text) != std::string::npos || m_result.err.find(text) != std::string::npos;
+  }
+  return drain(std::chrono::steady_clock::now() + timeout, &text, false);
+}
+
+bool Process::drain(std::chrono::steady_clock::time_point deadline, const std::string* until,
+                    bool kill_at_deadline)
 {
   char buf[65536];
+  const auto found = [&] {
+    return until != nullptr &&
+           (m_result.out.find(*until) != std::string::npos || m_result.err.find(*until) != std::string::npos);
+  };
   while (m_out >= 0 || m_err >= 0) {
+    if (found()) {
+      return true;
+    }
     pollfd fds[2];
     int n = 0;
     if (m_out >= 0) {
@@ -131,6 +159,9 @@ void Process::drain(bool, std::chrono::steady_clock::time_point deadline)
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
+      if (!kill_at_deadline) {
+        return false;
+      }
       ::kill(m_pid, SIGKILL);
       left = std::chrono::milliseconds(5000);
       deadline = std::chrono::steady_clock::now() + left;
@@ -152,6 +183,7 @@ void Process::drain(bool, std::chrono::steady_clock::time_point deadline)
       }
     }
   }
+  return found();
 }
 
 ProcessResult Process::wait(std::chrono::milliseconds timeout)
@@ -159,13 +191,216 @@ ProcessResult Process::wait(std::chrono::milliseconds timeout)
   if (m_done) {
     return m_result;
   }
-  drain(true, std::chrono::steady_clock::now() + timeout);
+  drain(std::chrono::steady_clock::now() + timeout, nullptr, true);
   int status = 0;
   while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
   }
   m_result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   m_done = true;
   return m_result;
+}
+
+PtyProcess::PtyProcess(std::vector<std::string> argv, std::map<std::string, std::string> env, int rows,
+                       int cols)
+{
+  std::vector<std::string> envs = child_env(env);
+  std::vector<char*> cargv;
+  for (auto& a : argv) {
+    cargv.push_back(a.data());
+  }
+  cargv.push_back(nullptr);
+  std::vector<char*> cenv;
+  for (auto& e : envs) {
+    cenv.push_back(e.data());
+  }
+  cenv.push_back(nullptr);
+  winsize ws{};
+  ws.ws_row = static_cast<unsigned short>(rows);
+  ws.ws_col = static_cast<unsigned short>(cols);
+  m_pid = ::forkpty(&m_master, nullptr, nullptr, &ws);
+  if (m_pid < 0) {
+    throw std::runtime_error(std::string("forkpty failed: ") + std::strerror(errno));
+  }
+  if (m_pid == 0) {
+    ::execve(cargv[0], cargv.data(), cenv.data());
+    _exit(127);
+  }
+  ::fcntl(m_master, F_SETFD, FD_CLOEXEC);
+}
+
+PtyProcess::~PtyProcess()
+{
+  if (!m_done && m_pid > 0) {
+    ::kill(m_pid, SIGKILL);
+    wait(std::chrono::seconds(10));
+  }
+  if (m_master >= 0) {
+    ::close(m_master);
+  }
+}
+
+void PtyProcess::write(const std::string& keys)
+{
+  std::size_t done = 0;
+  while (done < keys.size()) {
+    const ssize_t n = ::write(m_master, keys.data() + done, keys.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      throw std::runtime_error(std::string("writing to the pseudo-terminal failed: ") + std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// Returns false when the terminal closed (EOF/EIO once the child is gone) or the deadline passed.
+bool PtyProcess::read_some(std::chrono::steady_clock::time_point deadline)
+{
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return false;
+    }
+    pollfd p{m_master, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) {
+      continue;
+    }
+    if (r <= 0) {
+      return false;
+    }
+    char buf[65536];
+    const ssize_t n = ::read(m_master, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    m_output.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+}
+
+bool PtyProcess::wait_for(const std::string& text, std::chrono::milliseconds timeout)
+{
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto at = m_output.find(text, m_matched);
+    if (at != std::string::npos) {
+      m_matched = at + text.size();
+      return true;
+    }
+    if (m_done || !read_some(deadline)) {
+      return false;
+    }
+  }
+}
+
+ProcessResult PtyProcess::wait(std::chrono::milliseconds timeout)
+{
+  if (m_done) {
+    return m_result;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (read_some(deadline)) {
+  }
+  if (std::chrono::steady_clock::now() >= deadline) {
+    ::kill(m_pid, SIGKILL);
+  }
+  int status = 0;
+  while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  m_result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  m_result.out = m_output;
+  m_done = true;
+  return m_result;
+}
+
+LockHolderChild::LockHolderChild(const fs::path& lock_path)
+{
+  fs::create_directories(lock_path.parent_path());
+  // Everything the child writes is prepared here: after fork() it only makes system calls.
+  const std::string path = lock_path.string();
+  const std::string tail = "\nhost=" + util::host_name() +
+                           "\nsince=" + util::format_iso8601_utc(std::chrono::system_clock::now()) + "\n";
+  int ready[2];
+  int release[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(release, O_CLOEXEC) != 0) {
+    throw std::runtime_error("pipe failed");
+  }
+  m_pid = ::fork();
+  if (m_pid < 0) {
+    throw std::runtime_error("fork failed");
+  }
+  if (m_pid == 0) {
+    ::close(ready[0]);
+    ::close(release[1]); // else the child would keep its own release pipe open and never see EOF
+    char ok = '0';
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0664);
+    if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      char digits[24];
+      int n = 0;
+      for (long pid = ::getpid(); pid > 0; pid /= 10) {
+        digits[n++] = static_cast<char>('0' + pid % 10);
+      }
+      char info[32];
+      int len = 0;
+      for (const char c : {'p', 'i', 'd', '='}) {
+        info[len++] = c;
+      }
+      while (n > 0) {
+        info[len++] = digits[--n];
+      }
+      if (::ftruncate(fd, 0) == 0 && ::write(fd, info, static_cast<std::size_t>(len)) == len &&
+          ::write(fd, tail.data(), tail.size()) == static_cast<ssize_t>(tail.size())) {
+        ok = '1';
+      }
+    }
+    (void)!::write(ready[1], &ok, 1);
+    char c = 0;
+    (void)!::read(release[0], &c, 1); // EOF when the test lets go
+    if (fd >= 0) {
+      (void)!::ftruncate(fd, 0);
+      ::flock(fd, LOCK_UN);
+    }
+    _exit(0);
+  }
+  ::close(ready[1]);
+  ::close(release[0]);
+  m_release = release[1];
+  char ok = 0;
+  m_locked = ::read(ready[0], &ok, 1) == 1 && ok == '1';
+  ::close(ready[0]);
+}
+
+LockHolderChild::~LockHolderChild()
+{
+  release();
+}
+
+void LockHolderChild::release()
+{
+  if (m_release >= 0) {
+    ::close(m_release);
+    m_release = -1;
+  }
+  if (m_pid > 0 && !m_reaped) {
+    int status = 0;
+    while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    m_reaped = true;
+  }
+}
+
+void LockHolderChild::kill()
+{
+  if (m_pid > 0 && !m_reaped) {
+    ::kill(m_pid, SIGKILL);
+  }
+  release();
 }
 
 std::string modelmgr_binary()

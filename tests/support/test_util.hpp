@@ -44,16 +44,77 @@ public:
 
   pid_t pid() const noexcept { return m_pid; }
   void signal(int sig);
+  // Reads stdout and stderr until `text` appears in either (returns true), the child closes both, or
+  // `timeout` passes (false). What was read stays in the result of wait().
+  bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Waits for exit (killing the child after `timeout`) and returns its output.
   ProcessResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
 private:
-  void drain(bool block_until_exit, std::chrono::steady_clock::time_point deadline);
+  // Reads until both pipes close; with `until`, stops once `until` appears in the output (returns true).
+  // At the deadline: kills the child when `kill_at_deadline`, else returns false.
+  bool drain(std::chrono::steady_clock::time_point deadline, const std::string* until, bool kill_at_deadline);
   pid_t m_pid = -1;
   int m_out = -1;
   int m_err = -1;
   ProcessResult m_result;
   bool m_done = false;
+};
+
+// A child process on a pseudo-terminal (forkpty), for interactive commands: the test writes keys to it
+// and reads what it draws (stdout and stderr both arrive through the terminal). Environment as Process.
+class PtyProcess {
+public:
+  PtyProcess(std::vector<std::string> argv, std::map<std::string, std::string> env = {}, int rows = 24,
+             int cols = 100);
+  ~PtyProcess();
+  PtyProcess(const PtyProcess&) = delete;
+  PtyProcess& operator=(const PtyProcess&) = delete;
+
+  pid_t pid() const noexcept { return m_pid; }
+  // Types `keys` (e.g. "\033[B" for the down arrow, " ", "\r" for Enter).
+  void write(const std::string& keys);
+  // Reads output until `text` appears after the end of the previous match (returns true, and moves the
+  // match point past it), the terminal closes, or `timeout` passes (false). Never sleeps.
+  bool wait_for(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Everything read so far, and what came after the previous match.
+  const std::string& output() const noexcept { return m_output; }
+  std::string unmatched() const { return m_output.substr(m_matched); }
+  // Waits for exit (killing the child after `timeout`); `out` holds the whole output.
+  ProcessResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+private:
+  bool read_some(std::chrono::steady_clock::time_point deadline);
+  pid_t m_pid = -1;
+  int m_master = -1;
+  std::string m_output;
+  std::size_t m_matched = 0;
+  bool m_done = false;
+  ProcessResult m_result;
+};
+
+// Holds an exclusive flock on a lock file in a forked child, with holder info in the file as modelmgr
+// writes it (pid=, host=, since=), until release() (the child clears the info, unlocks and exits) or
+// kill() (SIGKILL: the flock dies with the process, the holder info stays behind). The child only makes
+// system calls, so forking from a multi-threaded test is safe.
+class LockHolderChild {
+public:
+  explicit LockHolderChild(const std::filesystem::path& lock_path);
+  ~LockHolderChild();
+  LockHolderChild(const LockHolderChild&) = delete;
+  LockHolderChild& operator=(const LockHolderChild&) = delete;
+
+  pid_t pid() const noexcept { return m_pid; }
+  // True once the child holds the lock (false if someone else held it).
+  bool locked() const noexcept { return m_locked; }
+  void release();
+  void kill();
+
+private:
+  pid_t m_pid = -1;
+  int m_release = -1;
+  bool m_locked = false;
+  bool m_reaped = false;
 };
 
 // Runs the modelmgr binary built with the tests.

@@ -1,13 +1,17 @@
 // cache::plan_delete / execute_plan (`modelmgr cache rm`) on hand-built caches: exactly which files remain
 // after deleting one revision (a blob shared with a kept revision stays), every revision (the folder goes),
 // short commits and ref names as targets, errors that list what exists, and a blob whose download lock is
-// held by another process (a forked child, sequenced with pipes) being skipped, not deleted.
+// held by another process (a forked child, sequenced with pipes) being skipped, not deleted; with a lock
+// timeout, waited for (and deleted once released) or reported with its holder when the wait runs out; a
+// lock whose holder was killed is free; emptied refs/pr/ folders go with their last ref.
 
 #include "modelmgr/errors.hpp"
 
 #include "cache/delete.hpp"
 #include "cache_builder.hpp"
 #include "util/lock.hpp"
+
+#include <atomic>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -230,6 +234,104 @@ TEST_F(DeleteTest, WholeRepoWithAHeldLockIsDeletedPieceByPieceAroundIt)
   expected.insert(expected.end(), others.begin(), others.end());
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(cb.files(), expected);
+}
+
+TEST_F(DeleteTest, RefSubfoldersLeftEmptyAreRemovedOthersStay)
+{
+  cb.ref(k_folder, "refs/pr/2", k_c1); // keeps refs/refs/pr/ non-empty until main's revision goes too
+  auto report = execute_plan(plan({"org/name@v1.0"}));
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_FALSE(fs::exists(cb.repo(k_folder) / "refs" / "refs" / "pr" / "1"));
+  EXPECT_TRUE(fs::exists(cb.repo(k_folder) / "refs" / "refs" / "pr" / "2"));
+
+  write_file(cb.repo(k_other) / "refs" / "refs" / "pr" / "7", k_c1);
+  cb.link(k_other, k_c2, "model.bin", "f1");
+  cb.ref(k_other, "refs/pr/8", k_c2);
+  report = execute_plan(plan({"org/other@" + k_c2}));
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_TRUE(fs::exists(cb.repo(k_other) / "refs" / "refs" / "pr" / "7")); // not empty: stays
+  EXPECT_FALSE(fs::exists(cb.repo(k_other) / "refs" / "refs" / "pr" / "8"));
+
+  fs::remove(cb.repo(k_other) / "refs" / "refs" / "pr" / "7");
+  cb.link(k_other, k_c2, "model.bin", "f1");
+  cb.ref(k_other, "refs/pr/8", k_c2);
+  report = execute_plan(plan({"org/other@" + k_c2}));
+  EXPECT_FALSE(fs::exists(cb.repo(k_other) / "refs" / "refs")); // emptied: gone, up to refs/
+  EXPECT_TRUE(fs::exists(cb.repo(k_other) / "refs" / "main"));
+}
+
+TEST_F(DeleteTest, HeldLockIsWaitedForAndTheBlobDeletedOnceReleased)
+{
+  const auto p = plan({"org/name@v1.0"});
+  const fs::path lock = cb.root() / ".locks" / k_folder / "e3.lock";
+  test::LockHolderChild holder(lock);
+  ASSERT_TRUE(holder.locked());
+  ExecuteOptions o;
+  o.lock_timeout = std::chrono::minutes(5); // never reached: the holder lets go on the first wait report
+  std::vector<std::pair<fs::path, long>> waits;
+  o.on_wait = [&](const fs::path& path, const std::optional<util::LockHolder>& who,
+                  std::chrono::milliseconds) {
+    waits.emplace_back(path, who ? who->pid : 0);
+    holder.release();
+  };
+  const auto report = execute_plan(p, o);
+  ASSERT_EQ(waits.size(), 1u);
+  EXPECT_EQ(waits[0].first, lock);
+  EXPECT_EQ(waits[0].second, holder.pid());
+  EXPECT_TRUE(report.in_use.empty());
+  EXPECT_FALSE(report.timed_out);
+  EXPECT_FALSE(fs::exists(cb.repo(k_folder) / "blobs" / "e3"));
+  EXPECT_EQ(report.freed, p.freed());
+}
+
+TEST_F(DeleteTest, LockStillHeldAfterTheTimeoutIsReportedWithItsHolder)
+{
+  const auto p = plan({"org/name"}); // whole repo: waited for once, then piecewise without a second wait
+  test::LockHolderChild holder(cb.root() / ".locks" / k_folder / "e3.lock");
+  ASSERT_TRUE(holder.locked());
+  ExecuteOptions o;
+  o.lock_timeout = std::chrono::milliseconds(1);
+  std::size_t wait_calls = 0;
+  o.on_wait = [&](const fs::path&, const std::optional<util::LockHolder>&, std::chrono::milliseconds) {
+    ++wait_calls;
+  };
+  const auto report = execute_plan(p, o);
+  EXPECT_TRUE(report.timed_out);
+  EXPECT_GE(wait_calls, 1u);
+  ASSERT_EQ(report.in_use.size(), 1u);
+  EXPECT_EQ(report.in_use[0].path, cb.repo(k_folder) / "blobs" / "e3");
+  EXPECT_THAT(report.in_use[0].reason, HasSubstr("pid " + std::to_string(holder.pid())));
+  EXPECT_THAT(report.in_use[0].reason, HasSubstr("still held after waiting"));
+  EXPECT_TRUE(fs::exists(cb.repo(k_folder) / "blobs" / "e3"));
+  EXPECT_FALSE(fs::exists(cb.repo(k_folder) / "blobs" / "e1"));
+}
+
+TEST_F(DeleteTest, CancelStopsWaitingAndALockOfADeadHolderIsFree)
+{
+  const auto p = plan({"org/name@v1.0"});
+  const fs::path lock = cb.root() / ".locks" / k_folder / "e3.lock";
+  {
+    test::LockHolderChild holder(lock);
+    ASSERT_TRUE(holder.locked());
+    std::atomic<bool> cancel{true};
+    ExecuteOptions o;
+    o.lock_timeout = std::chrono::minutes(5);
+    o.cancel = &cancel;
+    const auto report = execute_plan(p, o);
+    ASSERT_EQ(report.in_use.size(), 1u);
+    EXPECT_FALSE(report.timed_out);
+    // Killed: the flock dies with the process, the holder info it wrote stays in the file.
+    holder.kill();
+  }
+  ASSERT_TRUE(util::read_holder(lock).has_value());
+  ExecuteOptions o;
+  o.lock_timeout = std::chrono::minutes(5);
+  o.on_wait = [](const fs::path& path, const std::optional<util::LockHolder>&, std::chrono::milliseconds) {
+    ADD_FAILURE() << "waited for " << path << " whose holder is dead";
+  };
+  const auto report = execute_plan(p, o); // the rest of the plan: the blob left behind
+  EXPECT_TRUE(report.in_use.empty());
+  EXPECT_FALSE(fs::exists(cb.repo(k_folder) / "blobs" / "e3"));
 }
 
 } // namespace

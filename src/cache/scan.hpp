@@ -90,10 +90,22 @@ struct CacheInfo {
   std::size_t revision_count() const;
 };
 
+struct ScanOptions {
+  // Probe every lock file (.locks/**/*.lock, blobs/*.lock) with a non-blocking flock and report those
+  // nobody holds as stale_lock. Costs three system calls per lock file (a cache keeps one per blob it
+  // ever downloaded); callers that ignore locks (sizes, `cache du`) turn it off.
+  bool check_locks = true;
+  // Fill CachedRevision::files. Without them sizes, counts, times and problems are the same, and the scan
+  // allocates a fraction of the memory (two paths per file): what `cache ls` and `cache du` show.
+  bool list_files = true;
+};
+
 // Scans the cache at `root`. A missing root gives an empty result (exists = false). Throws
 // std::system_error only when `root` exists but cannot be listed; everything below is reported as
-// problems.
-CacheInfo scan_cache(const std::filesystem::path& root);
+// problems. Read-only and safe to run while other processes download into the cache. Cost: about one
+// system call per cached file and per blob (bench/bench_cache_scan.cpp: 1,000 repos / 50,000 files in
+// ~0.25 s on a 2-core VM, about what `find` takes to list the same tree; bench/README.md).
+CacheInfo scan_cache(const std::filesystem::path& root, const ScanOptions& options = {});
 
 // ---- selection (`cache ls --filter/--sort`) ----
 

@@ -184,7 +184,8 @@ void run_ls(const CacheLsArgs& args, const GlobalOptions& global)
   }
   const auto sort = cache::parse_repo_sort(args.sort);
   const fs::path root = cache_root_for(args.cache_dir);
-  const auto info = scan_cache_root(root);
+  // Per-file entries (two paths each: most of the scan's memory) are only printed by --json --revisions.
+  const auto info = scan_cache_root(root, {.list_files = global.json && args.revisions});
   const auto now = std::chrono::system_clock::now();
   auto repos = cache::select_repos(info, filters, sort, now);
   if (args.limit > 0 && repos.size() > args.limit) {
@@ -241,7 +242,9 @@ void run_ls(const CacheLsArgs& args, const GlobalOptions& global)
 void run_du(const std::string& cache_dir, const GlobalOptions& global)
 {
   const fs::path root = cache_root_for(cache_dir);
-  const auto info = scan_cache_root(root);
+  // Sizes only: lock files weigh nothing and unused ones are no problem (`cache ls` calls them harmless),
+  // so they are not probed (one open + flock + close each).
+  const auto info = scan_cache_root(root, {.check_locks = false, .list_files = false});
   std::map<std::string, std::uint64_t> per_type;
   for (const auto& r : info.repos) {
     per_type[std::string(cache::to_string(r.type))] += r.size_on_disk;
@@ -334,10 +337,10 @@ std::filesystem::path cache_root_for(const std::string& explicit_dir)
   return cache::resolve_cache_dir(dir, util::Env::process());
 }
 
-cache::CacheInfo scan_cache_root(const std::filesystem::path& root)
+cache::CacheInfo scan_cache_root(const std::filesystem::path& root, const cache::ScanOptions& options)
 {
   try {
-    return cache::scan_cache(root);
+    return cache::scan_cache(root, options);
   } catch (const std::system_error& e) {
     throw ConfigurationError(e.what(), "check --cache-dir / HF_HUB_CACHE", ErrorKind::disk);
   }

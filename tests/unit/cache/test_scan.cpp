@@ -401,6 +401,111 @@ TEST_F(ScanTest, TrailingSlashOrDotsInTheRootStillResolveLinksLexically)
   EXPECT_EQ(info2.repos.at(0).size_on_disk, 3u);
 }
 
+TEST_F(ScanTest, LinkTargetsInAnyFormResolveToTheListedBlob)
+{
+  // The scan resolves "../../blobs/<etag>" textually; every other spelling must give the same answer.
+  const std::string f = "models--forms";
+  const auto blob = cb.blob(f, "e", "12345");
+  cb.link(f, k_c1, "usual", "e");
+  const fs::path snap = cb.repo(f) / "snapshots" / k_c1;
+  fs::create_symlink("./../../blobs/e", snap / "dotted");
+  fs::create_symlink(blob, snap / "absolute");
+  fs::create_symlink("usual", snap / "to_link");
+  fs::create_symlink("../../../blobs/e", snap / "wrong_depth");
+  const auto info = scan_cache(cb.root());
+  const auto broken = problems_of(info, ProblemKind::broken_symlink);
+  ASSERT_EQ(broken.size(), 1u) << describe(info);
+  EXPECT_EQ(broken[0].path, snap / "wrong_depth");
+  EXPECT_EQ(info.problems.size(), 1u) << describe(info); // in particular, no orphan blob
+  const auto& rev = info.repos.at(0).revisions.at(0);
+  ASSERT_EQ(rev.files.size(), 4u);
+  for (const auto& file : rev.files) {
+    EXPECT_EQ(file.size, 5u) << file.path;
+    if (file.path != "to_link") {
+      EXPECT_EQ(file.blob_path, blob) << file.path;
+    }
+  }
+  EXPECT_EQ(rev.nb_files, 1u);
+  EXPECT_EQ(info.repos[0].size_on_disk, 5u);
+}
+
+TEST_F(ScanTest, LocksAreProbedOnlyWhenAsked)
+{
+  const std::string f = "models--locks";
+  cb.blob(f, "e", "x");
+  cb.link(f, k_c1, "a", "e");
+  write_file(cb.repo(f) / "blobs" / "e.lock", ""); // hf-hub 0.x
+  fs::create_directories(cb.root() / ".locks" / f);
+  write_file(cb.root() / ".locks" / f / "e.lock", "");
+  EXPECT_EQ(problems_of(scan_cache(cb.root()), ProblemKind::stale_lock).size(), 2u);
+  const auto info = scan_cache(cb.root(), {.check_locks = false});
+  EXPECT_TRUE(info.problems.empty()) << describe(info);
+  EXPECT_EQ(info.repos.at(0).size_on_disk, 1u);
+}
+
+TEST_F(ScanTest, WithoutFileListsTotalsTimesAndProblemsAreTheSame)
+{
+  const std::string f = "models--summary";
+  cb.blob(f, "e1", "1");
+  cb.blob(f, "e2", "22");
+  cb.blob(f, "orphan", "333");
+  cb.link(f, k_c1, "a", "e1");
+  cb.link(f, k_c1, "sub/b", "e2");
+  cb.link(f, k_c2, "a", "e1");
+  cb.link(f, k_c2, "gone", "missing");
+  cb.ref(f, "main", k_c1);
+  fs::create_directories(cb.repo(f) / "snapshots" / k_c3); // empty revision: dated by its folder
+  const auto full = scan_cache(cb.root());
+  const auto summary = scan_cache(cb.root(), {.list_files = false});
+  ASSERT_EQ(summary.repos.size(), 1u);
+  const auto& a = full.repos[0];
+  const auto& b = summary.repos[0];
+  EXPECT_EQ(b.size_on_disk, 3u);
+  EXPECT_EQ(b.size_on_disk, a.size_on_disk);
+  EXPECT_EQ(b.nb_files, a.nb_files);
+  EXPECT_EQ(b.last_accessed, a.last_accessed);
+  EXPECT_EQ(b.last_modified, a.last_modified);
+  EXPECT_EQ(b.refs, a.refs);
+  ASSERT_EQ(b.revisions.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(b.revisions[i].files.empty());
+    EXPECT_FALSE(a.revisions[i].files.empty() && i < 2);
+    EXPECT_EQ(b.revisions[i].size_on_disk, a.revisions[i].size_on_disk);
+    EXPECT_EQ(b.revisions[i].nb_files, a.revisions[i].nb_files);
+    EXPECT_EQ(b.revisions[i].last_modified, a.revisions[i].last_modified);
+    EXPECT_EQ(b.revisions[i].refs, a.revisions[i].refs);
+  }
+  EXPECT_EQ(describe(summary), describe(full));
+  EXPECT_EQ(problems_of(summary, ProblemKind::broken_symlink).size(), 1u);
+  EXPECT_EQ(problems_of(summary, ProblemKind::orphan_blob).size(), 1u);
+}
+
+TEST_F(ScanTest, ProblemsOfManyReposAreSortedByPath)
+{
+  // Enough repos for the scan to use its thread pool; names around '-', '.' and '/' where byte order and
+  // path order differ.
+  std::vector<std::string> folders;
+  for (int i = 0; i < 12; ++i) {
+    for (const std::string suffix : {"", "-b", ".b", "--b"}) {
+      folders.push_back("models--a" + std::to_string(i) + suffix);
+    }
+  }
+  for (const auto& f : folders) {
+    cb.blob(f, "orphan", "o");
+    cb.blob(f, "e", "x");
+    cb.link(f, k_c1, "sub/a", "e");
+    cb.ref(f, "main", k_c2); // no such snapshot
+    fs::create_directories(cb.root() / ".locks" / f);
+    write_file(cb.root() / ".locks" / f / "e.lock", "");
+  }
+  const auto info = scan_cache(cb.root());
+  EXPECT_EQ(info.repos.size(), folders.size());
+  EXPECT_EQ(info.problems.size(), 3 * folders.size()) << describe(info);
+  EXPECT_TRUE(std::is_sorted(info.problems.begin(), info.problems.end(),
+                             [](const CacheProblem& a, const CacheProblem& b) { return a.path < b.path; }))
+      << describe(info);
+}
+
 // ---- filters and sort ----
 
 CachedRepo make_repo(std::string id, RepoType type, std::uint64_t size, util::SystemTime accessed,

@@ -3,6 +3,8 @@
 // Fixed seeds make any failure reproducible; the iteration number is in the failure message.
 
 #include "formats/gguf.hpp"
+#include "formats/load_check.hpp"
+#include "formats/onnx.hpp"
 #include "formats/parse_error.hpp"
 #include "formats/safetensors.hpp"
 #include "formats/writers.hpp"
@@ -11,8 +13,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
 #include <random>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -226,4 +230,83 @@ TEST(FormatsFuzz, SafetensorsIndexMutations)
     src.read(0, std::as_writable_bytes(std::span<char>(text)));
     (void)parse_safetensors_index(text, "index.json");
   });
+}
+
+namespace {
+
+std::vector<std::byte> file_bytes(const std::filesystem::path& path)
+{
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string s = ss.str();
+  if (s.empty()) {
+    throw std::runtime_error(path.string() +
+                             " is missing or empty: install libonnx-testdata (scripts/deps.sh)");
+  }
+  std::vector<std::byte> out(s.size());
+  std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+} // namespace
+
+TEST(FormatsFuzz, OnnxMutations)
+{
+  // A PyTorch export with initializers (7.5 KiB): mutations hit weights, shapes, types and the graph.
+  const auto seed =
+      file_bytes("/usr/share/libonnx-testdata/data/pytorch-operator/test_operator_conv/model.onnx");
+  fuzz(seed, 0x0a7e, 3000, [](const ByteSource& src) { (void)parse_onnx(src, "fuzz.onnx"); });
+}
+
+TEST(FormatsFuzz, CheckLoadableNeverThrows)
+{
+  // check_loadable() turns every outcome into a value: any exception (other than the allocation guard's)
+  // is a failure. Seeds of every kind, under names that route them to each reader.
+  struct Seed {
+    std::vector<std::byte> bytes;
+    const char* name;
+  };
+  const std::string config =
+      R"({"model_type":"llama","architectures":["LlamaForCausalLM"],"hidden_size":64})";
+  const std::string tokenizer = R"({"added_tokens":[{"id":0}],"model":{"type":"BPE","vocab":{"a":0,"b":1}}})";
+  std::vector<Seed> seeds = {
+      {gguf_seed(), "model.gguf"},
+      {safetensors_seed(), "model.safetensors"},
+      {file_bytes("/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx"), "model.onnx"},
+      {std::vector<std::byte>(reinterpret_cast<const std::byte*>(config.data()),
+                              reinterpret_cast<const std::byte*>(config.data() + config.size())),
+       "config.json"},
+      {std::vector<std::byte>(reinterpret_cast<const std::byte*>(tokenizer.data()),
+                              reinterpret_cast<const std::byte*>(tokenizer.data() + tokenizer.size())),
+       "tokenizer.json"},
+  };
+  std::mt19937_64 rng(0xc4ec);
+  int ok = 0;
+  int failed = 0;
+  for (int i = 0; i < 5000; ++i) {
+    const auto& seed = seeds[static_cast<std::size_t>(i) % seeds.size()];
+    std::vector<std::byte> input = seed.bytes;
+    mutate(input, rng);
+    const MemoryByteSource src(std::span<const std::byte>(input.data(), input.size()));
+    g_armed = true;
+    try {
+      const auto c = check_loadable(src, seed.name);
+      g_armed = false;
+      (c.ok ? ok : failed) += 1;
+      if (!c.ok && c.error.empty()) {
+        ADD_FAILURE() << "iteration " << i << ": a failed check without an error message";
+      }
+    } catch (const std::bad_alloc&) {
+      g_armed = false;
+      ADD_FAILURE() << "iteration " << i << ": allocation of " << g_largest_refused.load() << " bytes";
+    } catch (const std::exception& e) {
+      g_armed = false;
+      ADD_FAILURE() << "iteration " << i << " (" << seed.name << "): exception: " << e.what();
+    }
+    g_armed = false;
+  }
+  EXPECT_GT(ok, 50);
+  EXPECT_GT(failed, 2500);
+  std::printf("[ fuzz     ] %d loadable, %d not\n", ok, failed);
 }

@@ -4,8 +4,8 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-# The layers behind modelmgr_manager, in link order (a library before the ones it uses).
-set(modelmgr_installed_layers manager transfer hub net formats cache util)
+# The layers behind the aggregate library, in link order (a library before the ones it uses).
+set(modelmgr_installed_layers catalog manager transfer hub net formats cache util)
 set(modelmgr_install_targets modelmgr modelmgr_settings)
 foreach(layer ${modelmgr_installed_layers})
   # The build tree uses include/ and src/ (private headers); installed consumers see only the public
@@ -22,6 +22,8 @@ install(TARGETS ${modelmgr_install_targets} EXPORT modelmgrTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS modelmgr_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The built-in model catalog, readable (the library carries a compiled-in copy of the same file).
+install(FILES ${PROJECT_SOURCE_DIR}/data/catalog.toml DESTINATION ${CMAKE_INSTALL_DATADIR}/modelmgr)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/modelmgr DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.hpp")
 
@@ -37,6 +39,8 @@ find_dependency(nlohmann_json)
 find_dependency(fmt)
 find_dependency(yaml-cpp)
 find_dependency(tomlplusplus)
+find_dependency(Protobuf)
+find_dependency(ONNX)
 include(${CMAKE_CURRENT_LIST_DIR}/modelmgrTargets.cmake)
 ]=])
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/modelmgrConfigVersion.cmake
@@ -59,8 +63,8 @@ includedir=\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}
 Name: modelmgr
 Description: Verifying download manager for the Hugging Face Hub (shares the HF cache)
 Version: ${PROJECT_VERSION}
-Requires: libcurl libcrypto fmt nlohmann_json yaml-cpp tomlplusplus
+Requires: libcurl libcrypto fmt nlohmann_json yaml-cpp tomlplusplus protobuf
 Cflags: -I\${includedir}
-Libs: -L\${libdir}${modelmgr_pc_libs} -pthread
+Libs: -L\${libdir}${modelmgr_pc_libs} -lonnx_proto -pthread
 ")
 install(FILES ${PROJECT_BINARY_DIR}/modelmgr.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

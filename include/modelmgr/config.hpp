@@ -49,7 +49,18 @@ struct ModelSetConfig {
   std::optional<std::string> cache_dir; // raw: `~` and `$VAR` are expanded by the caller
   VerifyLevel verify = VerifyLevel::size;
   std::string manifest = "model_manifest.json";
-  std::vector<ModelSpec> models; // in file order, never empty once validated
+  std::vector<ModelSpec> models; // in file order; empty only when the file just selects a model
+  // `[model] spec`: the catalog model ("ID" or "ID:QUANT") that `modelmgr start` runs, written by
+  // `modelmgr models select`.
+  std::optional<std::string> model_spec;
+  // `[server]`: how `modelmgr start` runs the inference server (docs/start.md).
+  struct Server {
+    std::optional<std::string> command; // template with {file} {dir} {host} {port} ... placeholders
+    std::optional<std::string> host;
+    std::optional<int> port;
+    std::string health_path = "/health";
+    bool operator==(const Server&) const = default;
+  } server;
 
   // The model with this id, or nullptr.
   const ModelSpec* find(std::string_view id) const;

@@ -35,6 +35,13 @@ void set_list_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 void set_verify_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 void set_clean_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 void set_lock_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+// `models list|download` (cmd_models.cpp); it adds `models recommend` below itself.
+void set_models_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+// `models recommend` (cmd_models_recommend.cpp), added under `models` by set_models_command.
+void add_models_recommend_command(CLI::App& models, GlobalOptions& global, int& exit_code);
+void set_inspect_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_bench_load_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+void set_start_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 // `modelmgr` without a subcommand: true when it should run `sync` (a default model-set config exists).
 bool has_default_model_config();
 

@@ -64,6 +64,10 @@ int main(int argc, char** argv)
   cli::set_verify_command(app, global, exit_code);
   cli::set_clean_command(app, global, exit_code);
   cli::set_lock_command(app, global, exit_code);
+  cli::set_models_command(app, global, exit_code);
+  cli::set_inspect_command(app, global, exit_code);
+  cli::set_bench_load_command(app, global, exit_code);
+  cli::set_start_command(app, global, exit_code);
   cli::install_signal_handlers();
   try {
     app.parse(argc, argv);

@@ -2,6 +2,7 @@
 // keep the table in hub_emulator.hpp in sync.
 
 #include "emulator/hub_emulator.hpp"
+#include "formats/writers.hpp"
 
 #include <cstring>
 
@@ -194,6 +195,82 @@ RepoSpec demo_repo(std::string id, std::string model_type, std::string weights_n
   return repo;
 }
 
+std::string to_string(const std::vector<std::byte>& bytes)
+{
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+// A small but real GGUF v3 file of a llama-like model (2 blocks, 256 wide, 1000 tokens) whose weights are of
+// `type`: what catalog entries point at, small enough for fast tests.
+std::string tiny_chat_gguf(formats::GgmlType type, std::uint32_t file_type)
+{
+  using formats::GgmlType;
+  formats::GgufWriter w;
+  w.add("general.architecture", "llama");
+  w.add("general.name", "Tiny Chat");
+  w.add("general.file_type", file_type);
+  w.add("llama.context_length", std::uint32_t{2048});
+  w.add("llama.embedding_length", std::uint32_t{256});
+  w.add("llama.block_count", std::uint32_t{2});
+  w.add("llama.feed_forward_length", std::uint32_t{512});
+  w.add("llama.attention.head_count", std::uint32_t{4});
+  w.add("llama.attention.head_count_kv", std::uint32_t{2});
+  w.add("tokenizer.ggml.model", "llama");
+  formats::GgufArray tokens{formats::GgufValueType::string, {}};
+  for (int i = 0; i < 16; ++i) {
+    tokens.items.push_back(fmt::format("tok{}", i));
+  }
+  w.add("tokenizer.ggml.tokens", tokens);
+  w.add_tensor("token_embd.weight", {256, 1000}, type);
+  for (int b = 0; b < 2; ++b) {
+    w.add_tensor(fmt::format("blk.{}.attn_norm.weight", b), {256}, GgmlType::f32);
+    w.add_tensor(fmt::format("blk.{}.attn_q.weight", b), {256, 256}, type);
+    w.add_tensor(fmt::format("blk.{}.attn_k.weight", b), {256, 128}, type);
+    w.add_tensor(fmt::format("blk.{}.attn_v.weight", b), {256, 128}, type);
+    w.add_tensor(fmt::format("blk.{}.attn_output.weight", b), {256, 256}, type);
+    w.add_tensor(fmt::format("blk.{}.ffn_up.weight", b), {256, 512}, type);
+    w.add_tensor(fmt::format("blk.{}.ffn_down.weight", b), {512, 256}, type);
+  }
+  w.add_tensor("output_norm.weight", {256}, GgmlType::f32);
+  return to_string(w.build());
+}
+
+RepoSpec tiny_chat_gguf_repo()
+{
+  static const std::string q4 = tiny_chat_gguf(formats::GgmlType::q4_k, 15); // LLAMA_FTYPE_MOSTLY_Q4_K_M
+  static const std::string q8 = tiny_chat_gguf(formats::GgmlType::q8_0, 7);  // LLAMA_FTYPE_MOSTLY_Q8_0
+  RepoSpec repo;
+  repo.id = "test-org/Tiny-Chat-GGUF";
+  repo.commits.push_back(
+      {"",
+       {FileSpec::text("README.md", "---\nlicense: mit\n---\n# Tiny Chat GGUF\n\nTest quantizations.\n"),
+        FileSpec::text("tiny-chat.Q4_K_M.gguf", q4, true), FileSpec::text("tiny-chat.Q8_0.gguf", q8, true)},
+       "Add quantizations"});
+  return repo;
+}
+
+// A small sentence-embedding model in safetensors (F32), as catalog entries of that format expect.
+RepoSpec tiny_embed_repo()
+{
+  static const std::string weights = [] {
+    formats::SafetensorsWriter w;
+    w.add_metadata("format", "pt");
+    w.add_tensor("embeddings.word_embeddings.weight", formats::SafetensorsDtype::f32, {1000, 64});
+    w.add_tensor("encoder.layer.0.attention.self.query.weight", formats::SafetensorsDtype::f32, {64, 64});
+    w.add_tensor("encoder.layer.0.attention.self.key.weight", formats::SafetensorsDtype::f32, {64, 64});
+    w.add_tensor("encoder.layer.0.attention.self.value.weight", formats::SafetensorsDtype::f32, {64, 64});
+    return to_string(w.build());
+  }();
+  RepoSpec repo;
+  repo.id = "test-org/tiny-embed";
+  repo.commits.push_back(
+      {"",
+       {FileSpec::text("config.json", model_config(64)), FileSpec::text("tokenizer.json", k_tokenizer_json),
+        FileSpec::text("model.safetensors", weights, true)},
+       "Upload model"});
+  return repo;
+}
+
 } // namespace
 
 std::vector<RepoSpec> default_repo_specs()
@@ -209,6 +286,8 @@ std::vector<RepoSpec> default_repo_specs()
   repos.push_back(std::move(gated));
   repos.push_back(tiny_dataset());
   repos.push_back(gpt2_tiny());
+  repos.push_back(tiny_chat_gguf_repo());
+  repos.push_back(tiny_embed_repo());
   return repos;
 }
 

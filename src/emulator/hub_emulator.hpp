@@ -30,6 +30,10 @@
 //     data/train.parquet (LFS, 2 MiB generated)
 //   gpt2-tiny (model, canonical id without namespace: git files served 200 directly):
 //     config.json, vocab.json, merges.txt, model.safetensors (LFS, 1 MiB)
+//   test-org/Tiny-Chat-GGUF (model; catalog-like GGUF repo): README.md (git), tiny-chat.Q4_K_M.gguf and
+//     tiny-chat.Q8_0.gguf (LFS, real GGUF v3 of a 2-block llama-like model, Q4_K / Q8_0 weights, < 1 MiB)
+//   test-org/tiny-embed (model; catalog-like safetensors repo): config.json, tokenizer.json (git),
+//     model.safetensors (LFS, real F32 safetensors, about 300 KiB)
 // Every commit sha is derived_commit_sha(repo id, index): stable across runs.
 // clang-format on
 //

@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -197,7 +198,10 @@ Node from_toml(const toml::node& t)
     node.kind = Node::Kind::string;
     node.text = *t.value<std::string>();
     break;
-  case toml::node_type::integer: node.kind = Node::Kind::integer; break;
+  case toml::node_type::integer:
+    node.kind = Node::Kind::integer;
+    node.text = std::to_string(*t.value<std::int64_t>());
+    break;
   case toml::node_type::floating_point: node.kind = Node::Kind::floating; break;
   case toml::node_type::boolean: node.kind = Node::Kind::boolean; break;
   case toml::node_type::date:
@@ -327,7 +331,10 @@ bool pattern_matches(std::string pattern, const std::string& path)
   return ::fnmatch(pattern.c_str(), path.c_str(), 0) == 0;
 }
 
-constexpr std::array<std::string_view, 4> k_top_keys = {"cache_dir", "verify", "manifest", "models"};
+constexpr std::array<std::string_view, 6> k_top_keys = {"cache_dir", "verify", "manifest",
+                                                        "models",    "model",  "server"};
+constexpr std::array<std::string_view, 1> k_selected_model_keys = {"spec"};
+constexpr std::array<std::string_view, 4> k_server_keys = {"command", "host", "port", "health_path"};
 constexpr std::array<std::string_view, 9> k_model_keys = {
     "id", "repo_id", "repo_type", "revision", "files", "exclude", "local_dir", "sha256", "description"};
 constexpr std::array<std::string_view, 3> k_repo_types = {"model", "dataset", "space"};
@@ -373,8 +380,11 @@ public:
       }
     }
 
+    selected_model_and_server(root, config);
     const Node* models = get(root, "models");
-    if (models == nullptr) {
+    if (models == nullptr && (config.model_spec || get(root, "server") != nullptr)) {
+      // A project config for `start` only (its model written by `models select`) syncs nothing else.
+    } else if (models == nullptr) {
       add(root.pos, "models",
           fmt::format("missing required key; list the models to sync, e.g.\n    {}", model_example()));
     } else if (models->kind != Node::Kind::list) {
@@ -395,6 +405,61 @@ public:
       }
     }
     return config;
+  }
+
+  // `[model] spec = "ID[:QUANT]"` (a catalog entry, for `start`) and `[server]` (how `start` runs it).
+  void selected_model_and_server(const Node& root, ModelSetConfig& config)
+  {
+    if (const Node* m = get(root, "model")) {
+      if (m->kind != Node::Kind::map) {
+        add(m->pos, "model", fmt::format("expected a map with 'spec', got {}", kind_name(m->kind)));
+      } else {
+        check_keys(*m, "model", k_selected_model_keys);
+        if (const Node* v = get(*m, "spec")) {
+          config.model_spec = non_empty_string(*v, "model.spec");
+        } else {
+          add(m->pos, "model.spec",
+              "missing; name a catalog model, e.g. spec = \"mistral-7b-instruct-v0.3:Q4_K_M\"");
+        }
+      }
+    }
+    const Node* srv = get(root, "server");
+    if (srv == nullptr) {
+      return;
+    }
+    if (srv->kind != Node::Kind::map) {
+      add(srv->pos, "server",
+          fmt::format("expected a map (command, host, port, health_path), got {}", kind_name(srv->kind)));
+      return;
+    }
+    check_keys(*srv, "server", k_server_keys);
+    if (const Node* v = get(*srv, "command")) {
+      config.server.command = non_empty_string(*v, "server.command");
+    }
+    if (const Node* v = get(*srv, "host")) {
+      config.server.host = non_empty_string(*v, "server.host");
+    }
+    if (const Node* v = get(*srv, "health_path")) {
+      if (auto s = non_empty_string(*v, "server.health_path")) {
+        if (!s->starts_with('/')) {
+          add(v->pos, "server.health_path", fmt::format("'{}' must start with '/', e.g. /health", *s));
+        } else {
+          config.server.health_path = *s;
+        }
+      }
+    }
+    if (const Node* v = get(*srv, "port")) {
+      int port = 0;
+      const bool number = v->kind == Node::Kind::integer || v->kind == Node::Kind::string;
+      auto [end, ec] = std::from_chars(v->text.data(), v->text.data() + v->text.size(), port);
+      if (!number || ec != std::errc{} || end != v->text.data() + v->text.size() || port < 1 ||
+          port > 65535) {
+        add(v->pos, "server.port",
+            fmt::format("'{}' is not a TCP port; use a number from 1 to 65535", v->text));
+      } else {
+        config.server.port = port;
+      }
+    }
   }
 
   std::vector<ConfigProblem> take_problems()

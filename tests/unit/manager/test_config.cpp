@@ -266,13 +266,14 @@ TEST(ConfigErrors, UnknownKeyWithoutCloseMatchListsTheKnownOnes)
   EXPECT_EQ(single_problem(R"(
 models:
   - {id: a, repo_id: org/a}
-server:
+gateway:
   port: 80
 )",
                            Format::yaml),
-            "models.yaml:3:1: server: unknown key; expected one of: cache_dir, verify, manifest, models");
+            "models.yaml:3:1: gateway: unknown key; expected one of: cache_dir, verify, manifest, models, model, "
+            "server");
   EXPECT_EQ(single_problem(R"(
-[server]
+[gateway]
 port = 80
 
 [[models]]
@@ -280,7 +281,8 @@ id = "a"
 repo_id = "org/a"
 )",
                            Format::toml),
-            "models.toml:1:2: server: unknown key; expected one of: cache_dir, verify, manifest, models");
+            "models.toml:1:2: gateway: unknown key; expected one of: cache_dir, verify, manifest, models, model, "
+            "server");
 }
 
 TEST(ConfigErrors, DuplicateIdNamesBothLines)

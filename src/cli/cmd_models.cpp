@@ -1,0 +1,462 @@
+// `modelmgr models list|download` (and `recommend`, cmd_models_recommend.cpp): the model catalog.
+//   list [--use-case X] [--fits] [--json] [--refresh]: one row per variant (id, quantization, download
+//     size, RAM needed, fits this machine now, cached); --refresh compares the catalog's sizes with the
+//     Hub's tree listing instead and exits 9 when any drifted.
+//   download ID[:QUANT]: `modelmgr pull` of the entry's repo/revision/files, same progress and checks.
+// The catalog is the built-in one < the user catalog < each --catalog FILE (see docs/catalog.md).
+//
+// Test hook (as `models recommend`): MODELMGR_TEST_SYSROOT=DIR makes the probe read DIR/proc and DIR/sys.
+
+#include "modelmgr/errors.hpp"
+#include "modelmgr/pull.hpp"
+
+#include "catalog/catalog.hpp"
+#include "catalog/recommend.hpp"
+#include "catalog/system_probe.hpp"
+#include "cli/cache_maint.hpp"
+#include "cli/cli.hpp"
+#include "hub/hub_client.hpp"
+#include "net/http.hpp"
+#include "util/env.hpp"
+#include "util/size.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+namespace modelmgr::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* k_sysroot_env = "MODELMGR_TEST_SYSROOT";
+// `models list --refresh`: some catalog size differs from the Hub (documented in docs/catalog.md).
+constexpr int k_exit_drift = 9;
+// Context assumed for a cached GGUF whose entry names none (llama-server's default).
+constexpr std::uint64_t k_default_context = 4096;
+
+struct ListArgs {
+  std::vector<std::string> catalogs;
+  std::string use_case;
+  bool fits = false;
+  bool refresh = false;
+  std::string cache_dir;
+};
+
+struct DownloadArgs {
+  std::vector<std::string> catalogs;
+  std::string spec;
+  std::string cache_dir;
+  std::string local_dir;
+};
+
+catalog::Catalog load(const std::vector<std::string>& files)
+{
+  std::vector<fs::path> paths(files.begin(), files.end());
+  return catalog::load_catalog(util::Env::process(), paths);
+}
+
+bool iequals(std::string_view a, std::string_view b)
+{
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The entries of `use_case` ("" or "all": every entry). Throws a usage error naming the known use cases
+// when none has it.
+std::vector<const catalog::Entry*> entries_for(const catalog::Catalog& cat, const std::string& use_case)
+{
+  std::vector<const catalog::Entry*> out;
+  std::vector<std::string> known;
+  for (const auto& e : cat.entries) {
+    bool match = use_case.empty() || use_case == "all";
+    for (const auto& u : e.use_cases) {
+      match = match || iequals(u, use_case);
+      if (std::find(known.begin(), known.end(), u) == known.end()) {
+        known.push_back(u);
+      }
+    }
+    if (match) {
+      out.push_back(&e);
+    }
+  }
+  if (out.empty() && !cat.entries.empty()) {
+    throw ConfigurationError(fmt::format("no catalog entry has the use case '{}'", use_case),
+                             fmt::format("use one of: {} (or leave --use-case out)", fmt::join(known, ", ")),
+                             ErrorKind::usage);
+  }
+  return out;
+}
+
+std::string size_text(std::uint64_t bytes)
+{
+  return util::format_bytes_iec(bytes);
+}
+
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows)
+{
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    width[i] = header[i].size();
+    for (const auto& row : rows) {
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  const auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}  ", row[i], width[i]);
+    }
+    fmt::print("{}\n", line);
+  };
+  print_row(header);
+  for (const auto& row : rows) {
+    print_row(row);
+  }
+}
+
+struct Row {
+  const catalog::Entry* entry = nullptr;
+  const catalog::Variant* variant = nullptr;
+  catalog::CacheState cache;
+  catalog::Fit fit;
+};
+
+void run_list(const ListArgs& args, const GlobalOptions& global)
+{
+  const util::Env& env = util::Env::process();
+  const catalog::Catalog cat = load(args.catalogs);
+  const auto entries = entries_for(cat, args.use_case);
+  const fs::path cache_root = cache_root_for(args.cache_dir);
+
+  catalog::ProbeOptions probe;
+  if (auto root = env.get_nonempty(k_sysroot_env)) {
+    probe.root = *root;
+  }
+  probe.disk_path = cache_root;
+  const catalog::SystemInfo system = catalog::probe_system(probe);
+
+  std::vector<Row> rows;
+  for (const auto* e : entries) {
+    for (const auto& v : e->variants) {
+      Row row{e, &v, {}, {}};
+      try {
+        row.cache = catalog::variant_cache_state(*e, v, cache_root, env);
+      } catch (const std::exception&) {
+        row.cache = {}; // unreadable: not cached
+      }
+      catalog::FitInput in{e, &v, row.cache.complete, std::nullopt};
+      if (row.cache.complete && e->format == "gguf") {
+        in.ram_from_header =
+            catalog::ram_from_gguf(row.cache.snapshot / fs::path(v.file),
+                                   e->context_length > 0 ? e->context_length : k_default_context);
+      }
+      row.fit = catalog::check_fit(in, system);
+      if (args.fits && !row.fit.fits) {
+        continue;
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+
+  if (global.json) {
+    nlohmann::json models = nlohmann::json::array();
+    for (const auto& r : rows) {
+      models.push_back(
+          {{"id", r.entry->id},
+           {"spec", catalog::spec_of(*r.entry, *r.variant)},
+           {"name", r.entry->name},
+           {"hf_repo", r.entry->hf_repo},
+           {"revision", r.entry->revision},
+           {"format", r.entry->format},
+           {"use_cases", r.entry->use_cases},
+           {"quantization", r.variant->quantization},
+           {"file", r.variant->file},
+           {"default", r.variant->is_default},
+           {"size_bytes", r.variant->size_bytes},
+           {"min_ram_bytes", r.variant->min_ram_bytes},
+           {"ram_needed_bytes", r.fit.ram_needed_bytes},
+           {"ram_source", r.fit.ram_source},
+           {"fits", r.fit.fits},
+           {"fit_reason", r.fit.reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.fit.reason)},
+           {"cached", r.cache.complete},
+           {"path", r.cache.complete ? nlohmann::json((r.cache.snapshot / fs::path(r.variant->file)).string())
+                                     : nlohmann::json(nullptr)},
+           {"license", r.entry->license},
+           {"description", r.entry->description},
+           {"origin", r.entry->origin}});
+    }
+    fmt::print("{}\n", nlohmann::json{{"system", catalog::describe_system(system)},
+                                      {"cache_dir", cache_root.string()},
+                                      {"models", models}}
+                           .dump());
+    return;
+  }
+  if (rows.empty()) {
+    fmt::print("No catalog model fits this machine ({}).\n", catalog::describe_system(system));
+    fmt::print("`modelmgr models list` without --fits shows them all, with what each needs.\n");
+    return;
+  }
+  std::vector<std::vector<std::string>> table;
+  for (const auto& r : rows) {
+    std::string fits = r.fit.fits ? "yes" : "no";
+    table.push_back({r.entry->id, r.variant->quantization.empty() ? "-" : r.variant->quantization,
+                     size_text(r.variant->size_bytes), size_text(r.fit.ram_needed_bytes), fits,
+                     r.cache.complete ? "yes" : "no"});
+  }
+  print_table({"ID", "QUANT", "SIZE", "RAM", "FITS", "CACHED"}, table);
+  if (!global.quiet) {
+    fmt::print(stderr, "This machine: {}. RAM is what the model needs at its default context.\n",
+               catalog::describe_system(system));
+  }
+}
+
+// ---- --refresh ----------------------------------------------------------------------------------------
+
+struct EntryCheck {
+  const catalog::Entry* entry = nullptr;
+  std::string commit;
+  std::vector<catalog::SizeCheck> checks;
+  std::optional<ModelManagerError> error;
+};
+
+int run_refresh(const ListArgs& args, const GlobalOptions& global)
+{
+  const util::Env& env = util::Env::process();
+  const catalog::Catalog cat = load(args.catalogs);
+  const auto entries = entries_for(cat, args.use_case);
+
+  hub::HubConfig config = hub::hub_config_from_env(env);
+  net::ClientOptions http_options;
+  http_options.user_agent = "modelmgr/0.1.0; hf_hub/compatible";
+  for (const char* name : {"CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}) {
+    if (auto v = env.get_nonempty(name)) {
+      http_options.ca_bundle = v;
+      break;
+    }
+  }
+  net::Client http(http_options);
+  hub::HubClient hub(config, http, &cancel_flag());
+
+  std::vector<EntryCheck> results;
+  for (const auto* e : entries) {
+    EntryCheck r;
+    r.entry = e;
+    try {
+      const hub::RepoId repo{cache::RepoType::model, e->hf_repo};
+      r.commit = hub::is_commit_hash(e->revision) ? e->revision : hub.revision_info(repo, e->revision).sha;
+      r.checks = catalog::compare_sizes(*e, hub.list_files(repo, r.commit));
+    } catch (const ModelManagerError& err) {
+      if (err.kind() == ErrorKind::interrupted || cancel_flag().load()) {
+        throw;
+      }
+      r.error = err;
+    }
+    results.push_back(std::move(r));
+  }
+
+  std::size_t files = 0;
+  std::size_t drifted = 0;
+  std::optional<ErrorKind> worst;
+  for (const auto& r : results) {
+    if (r.error) {
+      worst = worst ? worst : r.error->kind();
+    }
+    for (const auto& c : r.checks) {
+      ++files;
+      drifted += c.drift() ? 1 : 0;
+    }
+  }
+  const int code = worst ? exit_code_for(*worst) : (drifted > 0 ? k_exit_drift : 0);
+
+  if (global.json) {
+    nlohmann::json checks = nlohmann::json::array();
+    nlohmann::json errors = nlohmann::json::array();
+    for (const auto& r : results) {
+      if (r.error) {
+        errors.push_back({{"id", r.entry->id},
+                          {"hf_repo", r.entry->hf_repo},
+                          {"kind", to_string(r.error->kind())},
+                          {"message", r.error->what()},
+                          {"hint", r.error->hint()}});
+      }
+      for (const auto& c : r.checks) {
+        checks.push_back({{"id", r.entry->id},
+                          {"quantization", c.quantization},
+                          {"hf_repo", r.entry->hf_repo},
+                          {"revision", r.entry->revision},
+                          {"commit", r.commit},
+                          {"path", c.path},
+                          {"catalog_size", c.catalog_size},
+                          {"hub_size", c.hub_size ? nlohmann::json(*c.hub_size) : nlohmann::json(nullptr)},
+                          {"drift", c.drift()}});
+      }
+    }
+    fmt::print("{}\n", nlohmann::json{{"checks", checks},
+                                      {"errors", errors},
+                                      {"files_checked", files},
+                                      {"drifted", drifted},
+                                      {"exit_code", code}}
+                           .dump());
+    return code;
+  }
+  for (const auto& r : results) {
+    if (r.error) {
+      fmt::print("error {}: cannot list {}: {}\n", r.entry->id, r.entry->hf_repo, r.error->what());
+      continue;
+    }
+    for (const auto& c : r.checks) {
+      const std::string spec = c.quantization.empty() ? r.entry->id : r.entry->id + ":" + c.quantization;
+      if (!c.hub_size) {
+        fmt::print("DRIFT {} {}: not on the Hub at {}@{} (catalog {} bytes)\n", spec, c.path,
+                   r.entry->hf_repo, r.entry->revision, c.catalog_size);
+      } else if (c.drift()) {
+        fmt::print("DRIFT {} {}: catalog {} bytes, Hub {} bytes ({:+} bytes)\n", spec, c.path, c.catalog_size,
+                   *c.hub_size, static_cast<long long>(*c.hub_size) - static_cast<long long>(c.catalog_size));
+      } else {
+        fmt::print("ok    {} {}: {} bytes\n", spec, c.path, c.catalog_size);
+      }
+    }
+  }
+  fmt::print("{} file{} checked, {} drifted{}\n", files, files == 1 ? "" : "s", drifted,
+             worst ? ", some repos could not be listed" : "");
+  if (drifted > 0 && !global.quiet) {
+    fmt::print(
+        stderr,
+        "The catalog's sizes differ from the Hub: update size_bytes (and min_ram_bytes) in the catalog "
+        "that defines the entry (see docs/catalog.md).\n");
+  }
+  return code;
+}
+
+// ---- download -----------------------------------------------------------------------------------------
+
+void run_download(const DownloadArgs& args, const GlobalOptions& global)
+{
+  const catalog::Catalog cat = load(args.catalogs);
+  const catalog::Selection sel = catalog::resolve(cat, args.spec);
+  const auto& entry = *sel.entry;
+  const auto& variant = *sel.variant;
+
+  auto renderer = make_progress_renderer(global);
+  PullOptions o;
+  o.repo_id = entry.hf_repo;
+  o.revision = entry.revision;
+  o.include = catalog::variant_patterns(entry, variant);
+  if (!args.cache_dir.empty()) {
+    o.cache_dir = args.cache_dir;
+  }
+  if (!args.local_dir.empty()) {
+    o.local_dir = args.local_dir;
+  }
+  o.observer = renderer.get();
+  o.cancel = &cancel_flag();
+  const PullResult r = pull(o);
+  renderer.reset();
+
+  const auto weights = std::find_if(r.files.begin(), r.files.end(),
+                                    [&](const PulledFile& f) { return f.path == variant.file; });
+  if (weights == r.files.end()) {
+    throw MissingModelError(
+        fmt::format("catalog entry '{}': {} has no file '{}' at revision '{}' (commit {})",
+                    catalog::spec_of(entry, variant), entry.hf_repo, variant.file, entry.revision, r.commit),
+        fmt::format(
+            "the repo changed since the catalog was written; run `modelmgr models list --refresh` and fix "
+            "the entry in {}",
+            entry.origin));
+  }
+  if (global.json) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : r.files) {
+      files.push_back({{"path", f.path},
+                       {"local_path", f.local_path.string()},
+                       {"size", f.size},
+                       {"etag", f.etag},
+                       {"downloaded", f.downloaded}});
+    }
+    fmt::print("{}\n", nlohmann::json{{"id", entry.id},
+                                      {"spec", catalog::spec_of(entry, variant)},
+                                      {"repo_id", r.repo_id},
+                                      {"revision", r.revision},
+                                      {"commit", r.commit},
+                                      {"cache_dir", r.cache_dir.string()},
+                                      {"root", r.root.string()},
+                                      {"path", weights->local_path.string()},
+                                      {"size_bytes", weights->size},
+                                      {"catalog_size_bytes", variant.size_bytes},
+                                      {"bytes_to_download", r.bytes_to_download},
+                                      {"files", files}}
+                           .dump());
+  } else {
+    // The weights first (what a runtime is pointed at), then the extra files, as `pull` prints them.
+    fmt::print("{}\n", weights->local_path.string());
+    for (const auto& f : r.files) {
+      if (&f != &*weights) {
+        fmt::print("{}\n", f.local_path.string());
+      }
+    }
+  }
+  std::fflush(stdout);
+  if (!global.quiet && weights->size != variant.size_bytes) {
+    fmt::print(
+        stderr,
+        "note: {} is {} bytes on the Hub, the catalog says {}; run `modelmgr models list --refresh`.\n",
+        variant.file, weights->size, variant.size_bytes);
+  }
+}
+
+} // namespace
+
+void set_models_command(CLI::App& app, GlobalOptions& global, int& exit_code)
+{
+  auto* models = app.add_subcommand("models", "The model catalog: list, recommend and download models");
+  models->require_subcommand(1);
+
+  auto list_args = std::make_shared<ListArgs>();
+  auto* list = models->add_subcommand("list", "One row per catalog model and quantization: size, RAM needed, "
+                                              "whether it fits this machine, whether it is cached");
+  list->add_option("--use-case", list_args->use_case,
+                   "Only entries for this use case (chat, code, embedding, "
+                   "rerank, vision ...)");
+  list->add_flag("--fits", list_args->fits, "Only the variants that fit this machine now");
+  list->add_flag("--refresh", list_args->refresh,
+                 "Compare the catalog's sizes with the Hub's file listing; exit 9 when any differs");
+  list->add_flag("--json", global.json, "Machine-readable output");
+  list->add_option("--catalog", list_args->catalogs,
+                   "Extra catalog file (TOML) overriding the built-in and user catalogs (repeatable)");
+  list->add_option("--cache-dir", list_args->cache_dir,
+                   "Cache directory (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)");
+  list->callback([list_args, &global, &exit_code] {
+    exit_code = 0;
+    if (list_args->refresh) {
+      exit_code = run_refresh(*list_args, global);
+    } else {
+      run_list(*list_args, global);
+    }
+  });
+
+  auto dl_args = std::make_shared<DownloadArgs>();
+  auto* dl = models->add_subcommand("download", "Download a catalog model (ID or ID:QUANT) into the cache, "
+                                                "verified like `modelmgr pull`, and print its local path");
+  dl->add_option("model", dl_args->spec, "Catalog id, optionally with the quantization: ID or ID:QUANT")
+      ->required();
+  dl->add_option("--catalog", dl_args->catalogs,
+                 "Extra catalog file (TOML) overriding the built-in and user catalogs (repeatable)");
+  dl->add_option("--cache-dir", dl_args->cache_dir,
+                 "Cache directory (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)");
+  dl->add_option("--local-dir", dl_args->local_dir, "Also export the files as plain files into this folder");
+  dl->add_flag("--json", global.json, "Machine-readable output");
+  dl->callback([dl_args, &global, &exit_code] {
+    run_download(*dl_args, global);
+    exit_code = 0;
+  });
+
+  add_models_recommend_command(*models, global, exit_code);
+}
+
+} // namespace modelmgr::cli

@@ -35,6 +35,26 @@ struct ModelFile {
   bool downloaded = false;           // fetched by this run (dry run: would be fetched)
 };
 
+// The load check of one file (verify level `load`): the file's format read by modelmgr's own defensive
+// parsers (docs/formats.md). Files modelmgr does not parse (README.md, *.bin, ...) are `unknown` and ok.
+struct FileLoadCheck {
+  std::string path;   // inside the repo
+  std::string format; // "gguf", "safetensors", "safetensors-index", "onnx", "config.json", ..., "unknown"
+  bool ok = true;
+  std::string error; // the parser's reason when not ok
+  std::uint64_t parameter_count = 0;
+  std::string summary; // one line, e.g. "GGUF v3 llama, 1.17 M parameters, Q4_K_M, 16 tensors"
+};
+
+// The load check of a whole model.
+struct LoadResult {
+  bool ok = true;
+  // Over the weight files (GGUF, safetensors, ONNX); shards listed by a safetensors index are counted once.
+  std::uint64_t parameter_count = 0;
+  std::vector<FileLoadCheck> files;
+  std::string checked_at; // ISO-8601 UTC
+};
+
 // What happened to one model.
 struct ModelResult {
   std::string id;
@@ -50,7 +70,8 @@ struct ModelResult {
   std::vector<ModelFile> files;
   std::uint64_t bytes_to_download = 0; // planned (dry run) or downloaded
   VerifyLevel verify = VerifyLevel::size;
-  std::string verified_at; // ISO-8601 UTC; empty when not verified
+  std::string verified_at;        // ISO-8601 UTC; empty when not verified
+  std::optional<LoadResult> load; // set when load-checked (verify level `load`, after the hashes passed)
   std::uint64_t http_requests = 0;
 };
 
@@ -77,7 +98,15 @@ struct SyncReport {
 
 // One problem found by an offline check of a model.
 struct FileProblem {
-  enum class Kind { missing_link, missing_blob, size_mismatch, hash_mismatch, pin_mismatch, unreadable };
+  enum class Kind {
+    missing_link,
+    missing_blob,
+    size_mismatch,
+    hash_mismatch,
+    pin_mismatch,
+    unreadable,
+    load_failure, // the bytes match the Hub but the file does not parse (verify level `load`)
+  };
   Kind kind = Kind::missing_link;
   std::string path; // inside the repo
   std::string etag; // expected blob name (may be empty when unknown)
@@ -101,6 +130,7 @@ struct ModelCheck {
   std::uint64_t size_on_disk = 0; // distinct blobs of the model's files
   std::filesystem::path path;
   std::vector<FileProblem> problems;
+  std::optional<LoadResult> load; // level `load` and every hash fine: the load check's result
   bool ok() const { return state == CacheState::cached && problems.empty(); }
 };
 
@@ -150,10 +180,12 @@ public:
   // ensure_model() for every selected model; failures are values. Throws only for unknown ids.
   SyncReport ensure_all(const EnsureOptions& options = {}) const;
 
-  // Offline checks. `level` none/size never hashes; sha256/load re-hash every file.
+  // Offline checks. `level` none/size never hashes; sha256/load re-hash every file; load then parses every
+  // file (a file that does not load makes the model corrupt with a load_failure problem).
   ModelCheck check_model(std::string_view id, VerifyLevel level) const;
   std::vector<ModelCheck> check_models(const std::vector<std::string>& ids, VerifyLevel level) const;
-  // Deletes the broken blobs and links found by `check`, then pulls exactly those files again.
+  // Deletes the broken blobs and links found by `check`, then pulls exactly those files again. Files that
+  // only failed the load check are left alone: their bytes are what the Hub has.
   RepairResult repair_model(const ModelCheck& check, const EnsureOptions& options = {}) const;
   // Removes the models' snapshots and refs and the blobs no remaining snapshot of the repo uses. A
   // snapshot another configured model (not being cleaned) needs is kept.

@@ -3,6 +3,7 @@
 #include "modelmgr/model_manager.hpp"
 
 #include "cli/cli.hpp"
+#include "cli/load_report.hpp"
 #include "cli/model_set.hpp"
 #include "util/fs.hpp"
 #include "util/size.hpp"
@@ -37,7 +38,8 @@ int verify_only(const ModelManager& mm, const SyncArgs& a, const GlobalOptions& 
   for (const auto& c : checks) {
     if (c.ok()) {
       if (!global.json) {
-        fmt::print("{} {}: cached and verified ({})\n", k_ok_mark, c.id, to_string(mm.config().verify));
+        fmt::print("{} {}: cached and verified ({}{})\n", k_ok_mark, c.id, to_string(mm.config().verify),
+                   c.load ? ", " + parameters_text(*c.load) : std::string());
       }
     } else {
       const ErrorKind kind = c.state == CacheState::corrupt ? ErrorKind::checksum : ErrorKind::not_found;
@@ -56,11 +58,15 @@ int verify_only(const ModelManager& mm, const SyncArgs& a, const GlobalOptions& 
     for (const auto& p : c.problems) {
       problems.push_back(p.message);
     }
-    out.push_back({{"id", c.id},
-                   {"status", to_string(c.state)},
-                   {"commit", c.commit},
-                   {"path", c.path.string()},
-                   {"problems", problems}});
+    nlohmann::json entry = {{"id", c.id},
+                            {"status", to_string(c.state)},
+                            {"commit", c.commit},
+                            {"path", c.path.string()},
+                            {"problems", problems}};
+    if (c.load) {
+      entry["load"] = load_json(*c.load);
+    }
+    out.push_back(std::move(entry));
   }
   if (global.json) {
     fmt::print("{}\n", nlohmann::json{{"models", out}}.dump());
@@ -116,6 +122,9 @@ nlohmann::json report_json(const SyncReport& report)
                         {"bytes_to_download", m.bytes_to_download}};
     if (m.status == ModelStatus::failed) {
       j["error"] = {{"kind", to_string(m.error_kind)}, {"message", m.reason}, {"hint", m.hint}};
+    }
+    if (m.load) {
+      j["load"] = load_json(*m.load);
     }
     models.push_back(std::move(j));
   }
@@ -183,7 +192,11 @@ void set_sync_command(CLI::App& app, GlobalOptions& global, int& exit_code)
               fmt::print("    hint: {}\n", m.hint);
             }
           } else if (m.status == ModelStatus::downloaded) {
-            fmt::print("{} {}: downloaded and verified ({})\n", k_ok_mark, m.id, to_string(m.verify));
+            fmt::print("{} {}: downloaded and verified ({}{})\n", k_ok_mark, m.id, to_string(m.verify),
+                       m.load ? ", " + parameters_text(*m.load) : std::string());
+          } else if (m.load) {
+            fmt::print("{} {}: cached and verified ({}, {})\n", k_ok_mark, m.id, to_string(m.verify),
+                       parameters_text(*m.load));
           } else {
             fmt::print("{} {}: cached\n", k_ok_mark, m.id);
           }

@@ -1,11 +1,14 @@
 // `modelmgr verify`: offline re-hash of every file of the configured models against the blob names
-// (etags); reports every problem at once; --repair fetches only the broken files again.
+// (etags), with --load also the load check of every file; reports every problem at once; --repair fetches
+// only the broken files again.
 
 #include "modelmgr/model_manager.hpp"
 
 #include "cli/cli.hpp"
+#include "cli/load_report.hpp"
 #include "cli/model_set.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -19,12 +22,15 @@ struct VerifyArgs {
   std::string config;
   std::vector<std::string> ids;
   bool repair = false;
+  bool load = false;
 };
 
 void print_check(const ModelCheck& c)
 {
   if (c.ok()) {
-    fmt::print("{} {}: {} files verified at {}\n", k_ok_mark, c.id, c.files_expected, c.commit.substr(0, 12));
+    fmt::print("{} {}: {} files verified at {}{}\n", k_ok_mark, c.id, c.files_expected,
+               c.commit.substr(0, 12),
+               c.load ? fmt::format(", loads ({})", parameters_text(*c.load)) : std::string());
     return;
   }
   if (c.commit.empty()) {
@@ -62,9 +68,13 @@ void set_verify_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   cmd->add_option("ids", args->ids, "Model ids (default: every model)");
   cmd->add_option("--config", args->config, "Model-set file (default: found in the current directory)");
   cmd->add_flag("--repair", args->repair, "Delete broken blobs and download only those files again");
+  cmd->add_flag("--load", args->load,
+                "After the hashes, parse every file (GGUF, safetensors, ONNX, JSON) and count parameters");
   cmd->callback([args, &global, &exit_code] {
     const ModelManager mm = load_model_set(args->config, global);
-    auto checks = mm.check_models(args->ids, VerifyLevel::sha256);
+    // Always the hashes; the load check on request (the config's `verify` level is for sync).
+    const VerifyLevel level = args->load ? VerifyLevel::load : VerifyLevel::sha256;
+    auto checks = mm.check_models(args->ids, level);
     if (!global.json) {
       for (const auto& c : checks) {
         print_check(c);
@@ -77,7 +87,11 @@ void set_verify_command(CLI::App& app, GlobalOptions& global, int& exit_code)
       opts.cancel = &cancel_flag();
       std::vector<std::string> redo;
       for (const auto& c : checks) {
-        if (c.ok()) {
+        const bool only_load = std::all_of(c.problems.begin(), c.problems.end(), [](const FileProblem& p) {
+          return p.kind == FileProblem::Kind::load_failure;
+        });
+        if (c.ok() || (only_load && !c.problems.empty())) {
+          // Files that fail only the load check hold the Hub's own bytes: downloading them again is useless.
           continue;
         }
         auto r = mm.repair_model(c, opts);
@@ -94,7 +108,7 @@ void set_verify_command(CLI::App& app, GlobalOptions& global, int& exit_code)
       renderer.reset();
       if (!redo.empty()) {
         // Trust nothing: the repaired models are checked again from scratch.
-        auto again = mm.check_models(redo, VerifyLevel::sha256);
+        auto again = mm.check_models(redo, level);
         for (auto& c : again) {
           for (auto& old : checks) {
             if (old.id == c.id) {
@@ -114,8 +128,12 @@ void set_verify_command(CLI::App& app, GlobalOptions& global, int& exit_code)
         for (const auto& p : c.problems) {
           problems.push_back({{"kind", to_string(p.kind)}, {"path", p.path}, {"message", p.message}});
         }
-        models.push_back(
-            {{"id", c.id}, {"status", to_string(c.state)}, {"commit", c.commit}, {"problems", problems}});
+        nlohmann::json entry = {
+            {"id", c.id}, {"status", to_string(c.state)}, {"commit", c.commit}, {"problems", problems}};
+        if (c.load) {
+          entry["load"] = load_json(*c.load);
+        }
+        models.push_back(std::move(entry));
       }
       fmt::print("{}\n", nlohmann::json{{"models", models}}.dump());
     }

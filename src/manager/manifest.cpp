@@ -27,6 +27,22 @@ constexpr const char* k_manifest_format = "modelmgr-manifest";
 constexpr const char* k_lock_format = "modelmgr-lock";
 constexpr int k_format_version = 1;
 
+// `"load": {"ok", "parameter_count", "checked_at"}`, plus `"errors"` naming each file that does not load.
+json load_json(const LoadResult& load)
+{
+  json j = {{"ok", load.ok}, {"parameter_count", load.parameter_count}, {"checked_at", load.checked_at}};
+  if (!load.ok) {
+    json errors = json::array();
+    for (const auto& f : load.files) {
+      if (!f.ok) {
+        errors.push_back(manager::load_failure_message(f));
+      }
+    }
+    j["errors"] = std::move(errors);
+  }
+  return j;
+}
+
 json to_json(const ModelResult& m)
 {
   json j = {{"id", m.id},
@@ -36,6 +52,9 @@ json to_json(const ModelResult& m)
             {"status", to_string(m.status)}};
   if (m.status == ModelStatus::failed) {
     j["error"] = m.reason;
+    if (m.load) {
+      j["load"] = load_json(*m.load);
+    }
     return j;
   }
   j["commit"] = m.commit;
@@ -52,6 +71,9 @@ json to_json(const ModelResult& m)
                      {"local_path", f.local_path.string()}});
   }
   j["files"] = std::move(files);
+  if (m.load) {
+    j["load"] = load_json(*m.load);
+  }
   return j;
 }
 

@@ -5,6 +5,7 @@
 
 #include "cache/paths.hpp"
 #include "cache/repo_cache.hpp"
+#include "formats/load_check.hpp"
 #include "manager/config.hpp"
 #include "manager/model_set_internal.hpp"
 #include "util/env.hpp"
@@ -43,6 +44,7 @@ const char* to_string(FileProblem::Kind kind) noexcept
   case FileProblem::Kind::hash_mismatch: return "hash mismatch";
   case FileProblem::Kind::pin_mismatch: return "pinned sha256 mismatch";
   case FileProblem::Kind::unreadable: return "unreadable";
+  case FileProblem::Kind::load_failure: return "load failure";
   }
   return "unknown";
 }
@@ -309,6 +311,56 @@ std::optional<FileProblem> check_file(const fs::path& file, const std::string& r
   return std::nullopt;
 }
 
+LoadResult load_check_files(const std::vector<std::pair<std::string, fs::path>>& files)
+{
+  LoadResult result;
+  // Shards (repo paths) an index that loads already counted.
+  std::set<std::string> covered;
+  std::vector<std::pair<const FileLoadCheck*, bool>> weights; // (file, is an index)
+  result.files.reserve(files.size());
+  for (const auto& [repo_path, file] : files) {
+    const formats::InspectedFile inspected = formats::inspect_file(file);
+    const formats::LoadCheck& c = inspected.check;
+    FileLoadCheck f;
+    f.path = repo_path;
+    f.format = std::string(formats::to_string(c.format));
+    f.ok = c.ok;
+    f.error = c.error;
+    f.parameter_count = c.parameter_count;
+    f.summary = c.summary;
+    result.ok = result.ok && c.ok;
+    if (c.format == formats::FileFormat::safetensors_index && c.ok && inspected.index) {
+      const std::string dir = fs::path(repo_path).parent_path().generic_string();
+      for (const auto& shard : inspected.index->shards()) {
+        covered.insert(dir.empty() ? shard : dir + "/" + shard);
+      }
+    }
+    result.files.push_back(std::move(f));
+  }
+  for (const auto& f : result.files) {
+    const bool index = f.format == formats::to_string(formats::FileFormat::safetensors_index);
+    const bool weight = f.format == formats::to_string(formats::FileFormat::gguf) ||
+                        f.format == formats::to_string(formats::FileFormat::safetensors) ||
+                        f.format == formats::to_string(formats::FileFormat::onnx);
+    if ((index && f.ok) || (weight && !covered.count(f.path))) {
+      result.parameter_count += f.parameter_count;
+    }
+  }
+  result.checked_at = util::format_iso8601_utc(std::chrono::system_clock::now());
+  return result;
+}
+
+std::string load_failure_message(const FileLoadCheck& file)
+{
+  // Parse errors start with the file's name already: say it once.
+  std::string reason = file.error;
+  const std::string name = fs::path(file.path).filename().string() + ": ";
+  if (reason.rfind(name, 0) == 0) {
+    reason.erase(0, name.size());
+  }
+  return fmt::format("{}: does not load: {}", file.path, reason);
+}
+
 ModelCheck check_spec(const ModelSpec& spec, const fs::path& cache_dir, const fs::path& config_dir,
                       VerifyLevel level)
 {
@@ -347,6 +399,21 @@ ModelCheck check_spec(const ModelSpec& spec, const fs::path& cache_dir, const fs
       corrupt = corrupt || (problem->kind != FileProblem::Kind::missing_link &&
                             problem->kind != FileProblem::Kind::missing_blob);
       c.problems.push_back(std::move(*problem));
+    }
+  }
+  if (level == VerifyLevel::load && c.problems.empty()) {
+    // Every hash is fine: now whether the files load (from where the user loads them: local_dir or snapshot).
+    std::vector<std::pair<std::string, fs::path>> files;
+    for (const auto& f : plan.files) {
+      files.emplace_back(f.path, spec.local_dir ? c.path / f.path : rc.snapshot_file(c.commit, f.path));
+    }
+    c.load = load_check_files(files);
+    for (const auto& f : c.load->files) {
+      if (!f.ok) {
+        corrupt = true;
+        c.problems.push_back(
+            FileProblem{FileProblem::Kind::load_failure, f.path, {}, load_failure_message(f)});
+      }
     }
   }
   if (corrupt) {
@@ -425,6 +492,28 @@ ModelResult ensure_spec(const ModelSpec& spec, const fs::path& cache_dir, const 
         fmt::format("run `modelmgr verify {} --repair` to fetch the broken files again", spec.id));
   }
   r.verified_at = util::format_iso8601_utc(std::chrono::system_clock::now());
+  if (level == VerifyLevel::load) {
+    std::vector<std::pair<std::string, fs::path>> files;
+    for (const auto& f : r.files) {
+      files.emplace_back(f.path, f.local_path.empty() ? rc.snapshot_file(pr.commit, f.path) : f.local_path);
+    }
+    r.load = load_check_files(files);
+    std::vector<std::string> bad;
+    for (const auto& f : r.load->files) {
+      if (!f.ok) {
+        bad.push_back(load_failure_message(f));
+      }
+    }
+    if (!bad.empty()) {
+      // A value, not a throw, so the manifest keeps the load result; ensure_model() throws it.
+      r.status = ModelStatus::failed;
+      r.error_kind = ErrorKind::checksum;
+      r.reason = fmt::format("model '{}' ({}) failed the load check: {}", spec.id, spec.repo_id,
+                             fmt::join(bad, "; "));
+      r.hint = "the files match the Hub's hashes, so the repo itself holds them: exclude the file in the "
+               "config (`exclude`), pin another revision, or report it to the repo's owner";
+    }
+  }
   return r;
 }
 
@@ -458,7 +547,12 @@ const ModelSpec& ModelManager::get_model_spec(std::string_view id) const
 
 ModelResult ModelManager::ensure_model(std::string_view id, const EnsureOptions& options) const
 {
-  return ensure_spec(get_model_spec(id), m_cache_dir, m_config.path.parent_path(), m_config.verify, options);
+  ModelResult r =
+      ensure_spec(get_model_spec(id), m_cache_dir, m_config.path.parent_path(), m_config.verify, options);
+  if (r.status == ModelStatus::failed) {
+    throw BadChecksumError(r.reason, r.hint);
+  }
+  return r;
 }
 
 SyncReport ModelManager::ensure_all(const EnsureOptions& options) const
@@ -526,6 +620,9 @@ RepairResult ModelManager::repair_model(const ModelCheck& check, const EnsureOpt
     cache::RepoCache rc(m_cache_dir, repo_type_of(spec), spec.repo_id);
     std::vector<std::string> paths;
     for (const auto& p : check.problems) {
+      if (p.kind == FileProblem::Kind::load_failure) {
+        continue; // the Hub has these very bytes: downloading them again changes nothing
+      }
       const fs::path link = rc.snapshot_file(check.commit, p.path);
       if (p.kind != FileProblem::Kind::missing_link && p.kind != FileProblem::Kind::missing_blob) {
         // The blob itself is bad: pull would otherwise see a blob of the right name (and maybe size) and

@@ -60,6 +60,12 @@ std::optional<FileProblem> check_file(const std::filesystem::path& file, const s
                                       const std::optional<std::string>& pin, VerifyLevel level,
                                       std::uint64_t* actual_size);
 
+// Runs the formats' load checks on `files` (repo path, file on disk): every file parsed, parameters summed
+// over the weight files, a safetensors index counted instead of the shards it lists.
+LoadResult load_check_files(const std::vector<std::pair<std::string, std::filesystem::path>>& files);
+// "model.safetensors: does not load: <the parser's reason>".
+std::string load_failure_message(const FileLoadCheck& file);
+
 ModelCheck check_spec(const ModelSpec& spec, const std::filesystem::path& cache_dir,
                       const std::filesystem::path& config_dir, VerifyLevel level);
 ModelResult ensure_spec(const ModelSpec& spec, const std::filesystem::path& cache_dir,

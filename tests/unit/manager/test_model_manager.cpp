@@ -5,6 +5,7 @@
 #include "modelmgr/model_manager.hpp"
 
 #include "cache/repo_cache.hpp"
+#include "formats/writers.hpp"
 #include "manager/config.hpp"
 #include "manager/model_set_internal.hpp"
 #include "support/test_util.hpp"
@@ -281,4 +282,54 @@ TEST(ModelManagerPaths, ManifestLockAndCacheDirComeFromTheConfig)
   auto j = nlohmann::json::parse(test::read_file(mm.default_manifest_path()));
   EXPECT_EQ(j["models"][0]["status"], "failed");
   EXPECT_EQ(j["cache_dir"], (dir.path() / "hub").string());
+}
+
+namespace {
+
+std::string safetensors_bytes(const std::string& tensor, std::uint64_t rows, std::uint64_t cols)
+{
+  formats::SafetensorsWriter w;
+  w.add_tensor(tensor, formats::SafetensorsDtype::f16, {rows, cols});
+  const auto bytes = w.build();
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+} // namespace
+
+TEST(ModelManagerLoadCheck, ShardsListedByAnIndexAreCountedOnceAndFailuresNameTheFile)
+{
+  TempDir dir;
+  const fs::path d = dir / "snap";
+  test::write_file(d / "sub/model-00001-of-00002.safetensors", safetensors_bytes("a", 10, 20));
+  test::write_file(d / "sub/model-00002-of-00002.safetensors", safetensors_bytes("b", 5, 6));
+  test::write_file(d / "sub/model.safetensors.index.json",
+                   R"({"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors",
+                       "b": "model-00002-of-00002.safetensors"}})");
+  test::write_file(d / "extra.safetensors", safetensors_bytes("c", 3, 3));
+  test::write_file(d / "README.md", "# not checked\n");
+  std::vector<std::pair<std::string, fs::path>> files;
+  for (const std::string p : {"sub/model-00001-of-00002.safetensors", "sub/model-00002-of-00002.safetensors",
+                              "sub/model.safetensors.index.json", "extra.safetensors", "README.md"}) {
+    files.emplace_back(p, d / p);
+  }
+  auto load = manager::load_check_files(files);
+  EXPECT_TRUE(load.ok);
+  EXPECT_EQ(load.parameter_count, 200u + 30u + 9u); // the shards through the index, once
+  ASSERT_EQ(load.files.size(), 5u);
+  EXPECT_EQ(load.files[2].format, "safetensors-index");
+  EXPECT_EQ(load.files[2].parameter_count, 230u);
+  EXPECT_EQ(load.files[4].format, "unknown");
+  EXPECT_TRUE(load.files[4].ok);
+  EXPECT_FALSE(load.checked_at.empty());
+
+  // A shard cut short: the shard and the index that lists it both fail, each named.
+  const std::string shard = safetensors_bytes("b", 5, 6);
+  test::write_file(d / "sub/model-00002-of-00002.safetensors", shard.substr(0, shard.size() - 4));
+  load = manager::load_check_files(files);
+  EXPECT_FALSE(load.ok);
+  EXPECT_FALSE(load.files[1].ok);
+  EXPECT_THAT(manager::load_failure_message(load.files[1]),
+              HasSubstr("sub/model-00002-of-00002.safetensors: does not load: tensor 'b'"));
+  EXPECT_FALSE(load.files[2].ok);
+  EXPECT_TRUE(load.files[0].ok);
 }

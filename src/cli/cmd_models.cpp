@@ -14,6 +14,7 @@
 #include "catalog/recommend.hpp"
 #include "catalog/system_probe.hpp"
 #include "cli/cache_maint.hpp"
+#include "cli/catalog_cli.hpp"
 #include "cli/cli.hpp"
 #include "hub/hub_client.hpp"
 #include "net/http.hpp"
@@ -344,10 +345,7 @@ void run_download(const DownloadArgs& args, const GlobalOptions& global)
   const auto& variant = *sel.variant;
 
   auto renderer = make_progress_renderer(global);
-  PullOptions o;
-  o.repo_id = entry.hf_repo;
-  o.revision = entry.revision;
-  o.include = catalog::variant_patterns(entry, variant);
+  PullOptions o = variant_pull_options(entry, variant);
   if (!args.cache_dir.empty()) {
     o.cache_dir = args.cache_dir;
   }
@@ -355,7 +353,6 @@ void run_download(const DownloadArgs& args, const GlobalOptions& global)
     o.local_dir = args.local_dir;
   }
   o.observer = renderer.get();
-  o.cancel = &cancel_flag();
   const PullResult r = pull(o);
   renderer.reset();
 
@@ -457,6 +454,7 @@ void set_models_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   });
 
   add_models_recommend_command(*models, global, exit_code);
+  add_models_select_command(*models, global, exit_code);
 }
 
 } // namespace modelmgr::cli

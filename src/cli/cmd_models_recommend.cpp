@@ -11,6 +11,7 @@
 #include "catalog/recommend.hpp"
 #include "catalog/system_probe.hpp"
 #include "cli/cache_maint.hpp"
+#include "cli/catalog_cli.hpp"
 #include "cli/cli.hpp"
 #include "util/env.hpp"
 #include "util/size.hpp"
@@ -28,53 +29,15 @@ namespace fs = std::filesystem;
 using catalog::Fit;
 using catalog::FitInput;
 
-constexpr const char* k_sysroot_env = "MODELMGR_TEST_SYSROOT";
-// llama-server's default context when the catalog entry does not name one.
-constexpr std::uint64_t k_default_context = 4096;
-
 struct RecommendArgs {
   std::string use_case = "chat";
   std::string cache_dir;
   std::vector<std::string> catalogs;
 };
 
-struct Candidate {
-  FitInput input;
-  fs::path cached_file; // the weights in the snapshot when cached
-};
-
 std::string size(std::uint64_t bytes)
 {
   return util::format_bytes_iec(bytes);
-}
-
-// Every variant of the catalog, with its cache state and, for cached GGUF files, the RAM its own header
-// asks for.
-std::vector<Candidate> candidates_of(const catalog::Catalog& cat, const fs::path& cache_root)
-{
-  std::vector<Candidate> out;
-  for (const auto& entry : cat.entries) {
-    for (const auto& variant : entry.variants) {
-      Candidate c;
-      c.input.entry = &entry;
-      c.input.variant = &variant;
-      try {
-        const auto state = catalog::variant_cache_state(entry, variant, cache_root, util::Env::process());
-        c.input.cached = state.complete;
-        if (state.complete && !state.snapshot.empty() && !variant.file.empty()) {
-          c.cached_file = state.snapshot / fs::path(variant.file);
-        }
-      } catch (const std::exception&) {
-        c.input.cached = false; // an unreadable cache entry counts as not cached
-      }
-      if (c.input.cached && entry.format == "gguf" && !c.cached_file.empty()) {
-        c.input.ram_from_header = catalog::ram_from_gguf(
-            c.cached_file, entry.context_length > 0 ? entry.context_length : k_default_context);
-      }
-      out.push_back(std::move(c));
-    }
-  }
-  return out;
 }
 
 std::string ram_source_text(const Fit& fit)
@@ -150,14 +113,9 @@ void run_recommend(const RecommendArgs& args, const GlobalOptions& global)
   const fs::path cache_root = cache_root_for(args.cache_dir);
   const std::string use_case = args.use_case == "all" ? std::string() : args.use_case;
 
-  catalog::ProbeOptions probe;
-  if (auto root = env.get_nonempty(k_sysroot_env)) {
-    probe.root = *root; // test hook, see the top of this file
-  }
-  probe.disk_path = cache_root;
-  const catalog::SystemInfo system = catalog::probe_system(probe);
+  const catalog::SystemInfo system = probe_this_machine(cache_root);
 
-  const std::vector<Candidate> candidates = candidates_of(cat, cache_root);
+  const std::vector<CatalogCandidate> candidates = catalog_candidates(cat, cache_root);
   std::vector<FitInput> inputs;
   inputs.reserve(candidates.size());
   for (const auto& c : candidates) {

@@ -7,6 +7,7 @@
 
 #include "catalog/catalog.hpp"
 #include "cli/cache_maint.hpp"
+#include "cli/catalog_cli.hpp"
 #include "cli/cli.hpp"
 #include "cli/model_set.hpp"
 #include "manager/config.hpp"
@@ -122,15 +123,11 @@ ModelOnDisk ensure_catalog_model(const StartArgs& a, const std::string& spec, co
   const fs::path root = cache_root_for(a.cache_dir);
   const std::string label = catalog::spec_of(entry, variant);
 
-  PullOptions o;
-  o.repo_id = entry.hf_repo;
-  o.revision = entry.revision;
-  o.include = catalog::variant_patterns(entry, variant);
+  PullOptions o = variant_pull_options(entry, variant);
   o.cache_dir = root;
   if (a.offline) {
     o.offline = true;
   }
-  o.cancel = &cancel_flag();
   auto state = catalog::variant_cache_state(entry, variant, root, env);
   std::unique_ptr<ProgressObserver> progress;
   if (state.complete) {
@@ -179,6 +176,15 @@ ModelOnDisk choose_model(const StartArgs& a, const std::optional<ModelSetConfig>
   }
   if (config && config->model_spec) {
     return ensure_catalog_model(a, *config->model_spec, global);
+  }
+  if (::isatty(STDIN_FILENO) != 0 && ::isatty(STDOUT_FILENO) != 0 && !global.json) {
+    // On a terminal with nothing chosen yet: ask, download, save the choice, then serve it.
+    fmt::print("No model chosen yet: pick one (saved as [model] spec for the next `modelmgr start`).\n");
+    SelectOptions so;
+    so.cache_dir = a.cache_dir;
+    so.config = config ? config->path.string() : a.config;
+    so.download = false; // ensure_catalog_model downloads it below
+    return ensure_catalog_model(a, run_select_flow(so, global), global);
   }
   const std::string where = config ? config->path.string() : std::string("no project config");
   throw ModelManagerError(

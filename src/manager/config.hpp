@@ -42,6 +42,12 @@ std::optional<std::filesystem::path> find_default_config(const std::filesystem::
 // Throws ConfigurationError naming the unknown ids and listing the known ones.
 std::vector<ModelSpec> select_models(const ModelSetConfig& config, const std::vector<std::string>& ids);
 
+// `text` (a whole config file, possibly empty) with its `model.spec` set to `spec` (`[model] spec = "…"` in
+// TOML, `model:\n  spec: "…"` in YAML), leaving every other line, comment included, as it was. The result
+// is validated; throws InvalidConfigError if the file was invalid to begin with.
+std::string with_model_spec(std::string_view text, Format format, std::string_view spec,
+                            std::string_view display_name);
+
 // Hub rules for a repo id; returns why it is invalid, or nullopt when it is valid.
 std::optional<std::string> repo_id_problem(std::string_view repo_id);
 

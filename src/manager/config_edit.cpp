@@ -92,7 +92,7 @@ std::string edit_toml(std::string_view text, std::string_view spec)
     }
   }
   std::vector<std::string> placed(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>(first_table));
-  if (first_table > 0) {
+  if (first_table > 0 && !trim_left(lines[first_table - 1]).empty()) {
     placed.emplace_back();
   }
   placed.insert(placed.end(), {"[model]", value, ""});

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <regex>
 
 namespace modelmgr::test {
 namespace {
@@ -44,7 +45,7 @@ name = "Start Chat"
 hf_repo = "test-org/Start-Chat-GGUF"
 revision = "main"
 format = "gguf"
-use_cases = ["chat"]
+use_cases = ["chat", "stand-in"]
 context_length = 2048
 license = "apache-2.0"
 description = "A tiny stand-in chat model for tests."
@@ -206,6 +207,68 @@ TEST_F(StartTest, ServesAFileGivenByPath)
   ASSERT_GE(args.size(), 2u);
   EXPECT_EQ(args[1], file.string());
   EXPECT_EQ(total_requests(), 0u);
+}
+
+// The menu number of `spec` in what a `models select` menu printed.
+std::string menu_number(const std::string& output, const std::string& spec)
+{
+  std::smatch m;
+  const std::regex line("([0-9]+)\\) " + spec + " ");
+  return std::regex_search(output, m, line) ? m[1].str() : std::string();
+}
+
+TEST_F(StartTest, SelectShowsTheMenuDownloadsTheChoiceAndWritesItIntoTheProjectConfig)
+{
+  const fs::path config = project / "modelmgr.toml";
+  std::ofstream(config) << "# my project\ncache_dir = \"" << cache.string()
+                        << "\"\n\n[server]\nport = 8081\n";
+  PtyProcess p({modelmgr_binary(), "models", "select", "--use-case", "stand-in", "--config", config.string()},
+               start_env());
+  ASSERT_TRUE(p.wait_for("Choose a model [1-2] (Enter = 2)")) << p.output();
+  EXPECT_NE(p.output().find("Your system: "), std::string::npos) << p.output();
+  EXPECT_NE(p.output().find("start-chat:Q8_0"), std::string::npos) << p.output();
+  EXPECT_NE(p.output().find("<- recommended"), std::string::npos) << p.output();
+  EXPECT_NE(p.output().find("A tiny stand-in chat model for tests."), std::string::npos) << p.output();
+  p.write("7\r");
+  ASSERT_TRUE(p.wait_for("not one of the numbers 1 to 2")) << p.output();
+  p.write(menu_number(p.output(), "start-chat:Q4_K_M") + "\r");
+  ASSERT_TRUE(p.wait_for("Saved to")) << p.output();
+  auto r = p.wait();
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(snapshot_file("start-chat.Q4_K_M.gguf")));
+  std::ifstream in(config);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "# my project\ncache_dir = \"" + cache.string() +
+                      "\"\n\n[model]\nspec = \"start-chat:Q4_K_M\"\n\n[server]\nport = 8081\n");
+}
+
+TEST_F(StartTest, SelectOffATerminalNamesTheModelFlag)
+{
+  auto r = run_modelmgr({"models", "select", "--config", (project / "modelmgr.toml").string()}, start_env());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("needs a terminal"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--model ID"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(project / "modelmgr.toml"));
+}
+
+TEST_F(StartTest, StartOnATerminalWithoutAModelRunsTheSelectFlowFirst)
+{
+  const fs::path config = project / "modelmgr.yaml";
+  std::ofstream(config) << "server:\n  host: 127.0.0.1\n";
+  PtyProcess p({modelmgr_binary(), "start", "--config", config.string(), "--port", "0"}, start_env());
+  ASSERT_TRUE(p.wait_for("Choose a model")) << p.output();
+  const std::string n = menu_number(p.output(), "start-chat:Q8_0");
+  ASSERT_FALSE(n.empty()) << p.output();
+  p.write(n + "\r");
+  ASSERT_TRUE(p.wait_for("Server ready: http://127.0.0.1:")) << p.output();
+  ::kill(p.pid(), SIGTERM);
+  auto r = p.wait();
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(snapshot_file("start-chat.Q8_0.gguf")));
+  std::ifstream in(config);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "server:\n  host: 127.0.0.1\nmodel:\n  spec: \"start-chat:Q8_0\"\n");
+  EXPECT_EQ(fs::path(read_lines(record).at(1)), snapshot_file("start-chat.Q8_0.gguf"));
 }
 
 } // namespace

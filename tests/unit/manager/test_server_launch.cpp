@@ -172,3 +172,32 @@ TEST(ProjectConfig, BadServerSectionsAreReportedWithPositions)
 
 } // namespace
 } // namespace modelmgr::manager
+
+namespace modelmgr::manager {
+namespace {
+
+TEST(WithModelSpec, TomlKeepsTheRestOfTheFile)
+{
+  EXPECT_EQ(with_model_spec("", Format::toml, "a:Q4_K_M", "m.toml"), "[model]\nspec = \"a:Q4_K_M\"\n\n");
+  EXPECT_EQ(
+      with_model_spec("# c\nverify = \"sha256\"\n\n[[models]]\nid = \"x\"\nrepo_id = \"o/x\"\n", Format::toml,
+                      "b", "m.toml"),
+      "# c\nverify = \"sha256\"\n\n[model]\nspec = \"b\"\n\n[[models]]\nid = \"x\"\nrepo_id = \"o/x\"\n");
+  EXPECT_EQ(with_model_spec("[model]\nspec = \"old\" # chosen\n[server]\nport = 1\n", Format::toml, "new",
+                            "m.toml"),
+            "[model]\nspec = \"new\"\n[server]\nport = 1\n");
+  // A file that was invalid to begin with is not written.
+  EXPECT_THROW((void)with_model_spec("[server]\nport = \"x\"\n", Format::toml, "a", "m.toml"), InvalidConfigError);
+}
+
+TEST(WithModelSpec, YamlReplacesOrAppends)
+{
+  EXPECT_EQ(with_model_spec("models:\n  - id: a\n    repo_id: o/a\n", Format::yaml, "m:Q8_0", "m.yaml"),
+            "models:\n  - id: a\n    repo_id: o/a\nmodel:\n  spec: \"m:Q8_0\"\n");
+  EXPECT_EQ(with_model_spec("model:\n  # picked by hand\n  spec: old\nverify: size\n", Format::yaml, "new",
+                            "m.yaml"),
+            "model:\n  # picked by hand\n  spec: \"new\"\nverify: size\n");
+}
+
+} // namespace
+} // namespace modelmgr::manager

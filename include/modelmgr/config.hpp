@@ -53,6 +53,8 @@ struct ModelSetConfig {
   // `[model] spec`: the catalog model ("ID" or "ID:QUANT") that `modelmgr start` runs, written by
   // `modelmgr models select`.
   std::optional<std::string> model_spec;
+  // `catalog`: extra model catalog files (docs/catalog.md) as written, relative to the config's folder.
+  std::vector<std::string> catalogs;
   // `[server]`: how `modelmgr start` runs the inference server (docs/start.md).
   struct Server {
     std::optional<std::string> command; // template with {file} {dir} {host} {port} ... placeholders

@@ -20,6 +20,11 @@ struct CatalogCandidate {
   std::filesystem::path cached_file; // the weights in the snapshot when cached
 };
 
+// The catalog in effect: built-in < user catalog < the project config's `catalog` files (relative to the
+// config; `config_flag`, else the project's default config, if any) < `extra_files` (--catalog).
+catalog::Catalog load_effective_catalog(const std::vector<std::string>& extra_files,
+                                        const std::string& config_flag = {});
+
 // Every variant of the catalog, with its cache state and, for cached GGUF files, the RAM its own header
 // asks for.
 std::vector<CatalogCandidate> catalog_candidates(const catalog::Catalog& cat,

@@ -57,8 +57,7 @@ struct DownloadArgs {
 
 catalog::Catalog load(const std::vector<std::string>& files)
 {
-  std::vector<fs::path> paths(files.begin(), files.end());
-  return catalog::load_catalog(util::Env::process(), paths);
+  return load_effective_catalog(files);
 }
 
 bool iequals(std::string_view a, std::string_view b)

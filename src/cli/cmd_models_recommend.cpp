@@ -107,9 +107,7 @@ std::string use_case_phrase(const std::string& use_case)
 
 void run_recommend(const RecommendArgs& args, const GlobalOptions& global)
 {
-  const util::Env& env = util::Env::process();
-  const catalog::Catalog cat =
-      catalog::load_catalog(env, std::vector<fs::path>(args.catalogs.begin(), args.catalogs.end()));
+  const catalog::Catalog cat = load_effective_catalog(args.catalogs);
   const fs::path cache_root = cache_root_for(args.cache_dir);
   const std::string use_case = args.use_case == "all" ? std::string() : args.use_case;
 

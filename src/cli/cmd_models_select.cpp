@@ -30,6 +30,22 @@ constexpr const char* k_sysroot_env = "MODELMGR_TEST_SYSROOT";
 constexpr std::uint64_t k_default_context = 4096;
 } // namespace
 
+catalog::Catalog load_effective_catalog(const std::vector<std::string>& extra_files,
+                                        const std::string& config_flag)
+{
+  std::vector<fs::path> files;
+  const std::optional<fs::path> config =
+      config_flag.empty() ? default_model_config(false) : std::optional<fs::path>(config_flag);
+  if (config && fs::exists(*config)) {
+    const ModelSetConfig c = manager::load_config(*config);
+    for (const auto& f : c.catalogs) {
+      files.push_back(fs::path(f).is_absolute() ? fs::path(f) : config->parent_path() / f);
+    }
+  }
+  files.insert(files.end(), extra_files.begin(), extra_files.end());
+  return catalog::load_catalog(util::Env::process(), files);
+}
+
 std::vector<CatalogCandidate> catalog_candidates(const catalog::Catalog& cat, const fs::path& cache_root)
 {
   std::vector<CatalogCandidate> out;
@@ -129,8 +145,7 @@ std::string run_select_flow(const SelectOptions& o, const GlobalOptions& global)
         "name the model instead: `modelmgr start --model ID` or `modelmgr models download "
         "ID` (ids: `modelmgr models list`)");
   }
-  const catalog::Catalog cat = catalog::load_catalog(
-      util::Env::process(), std::vector<fs::path>(o.catalogs.begin(), o.catalogs.end()));
+  const catalog::Catalog cat = load_effective_catalog(o.catalogs, o.config);
   const fs::path cache_root = cache_root_for(o.cache_dir);
   const catalog::SystemInfo system = probe_this_machine(cache_root);
   const auto candidates = catalog_candidates(cat, cache_root);

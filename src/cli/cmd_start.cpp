@@ -116,7 +116,7 @@ std::optional<ModelSetConfig> project_config(const StartArgs& a, const GlobalOpt
 ModelOnDisk ensure_catalog_model(const StartArgs& a, const std::string& spec, const GlobalOptions& global)
 {
   const auto& env = util::Env::process();
-  const auto cat = catalog::load_catalog(env);
+  const auto cat = load_effective_catalog({}, a.config);
   const auto sel = catalog::resolve(cat, spec);
   const auto& entry = *sel.entry;
   const auto& variant = *sel.variant;

@@ -331,8 +331,8 @@ bool pattern_matches(std::string pattern, const std::string& path)
   return ::fnmatch(pattern.c_str(), path.c_str(), 0) == 0;
 }
 
-constexpr std::array<std::string_view, 6> k_top_keys = {"cache_dir", "verify", "manifest",
-                                                        "models",    "model",  "server"};
+constexpr std::array<std::string_view, 7> k_top_keys = {"cache_dir", "verify", "manifest", "models",
+                                                        "model",     "server", "catalog"};
 constexpr std::array<std::string_view, 1> k_selected_model_keys = {"spec"};
 constexpr std::array<std::string_view, 4> k_server_keys = {"command", "host", "port", "health_path"};
 constexpr std::array<std::string_view, 9> k_model_keys = {
@@ -381,8 +381,26 @@ public:
     }
 
     selected_model_and_server(root, config);
+    if (const Node* v = get(root, "catalog")) {
+      // Extra catalog files for `models` and `start` (relative to this file), after the user catalog.
+      if (v->kind == Node::Kind::string) {
+        if (auto c = non_empty_string(*v, "catalog")) {
+          config.catalogs.push_back(*c);
+        }
+      } else if (v->kind == Node::Kind::list) {
+        for (std::size_t i = 0; i < v->items.size(); ++i) {
+          if (auto c = non_empty_string(v->items[i], fmt::format("catalog[{}]", i))) {
+            config.catalogs.push_back(*c);
+          }
+        }
+      } else {
+        add(v->pos, "catalog",
+            fmt::format("expected a catalog file name or a list of them, got {}", kind_name(v->kind)));
+      }
+    }
     const Node* models = get(root, "models");
-    if (models == nullptr && (config.model_spec || get(root, "server") != nullptr)) {
+    if (models == nullptr &&
+        (config.model_spec || get(root, "server") != nullptr || get(root, "catalog") != nullptr)) {
       // A project config for `start` only (its model written by `models select`) syncs nothing else.
     } else if (models == nullptr) {
       add(root.pos, "models",

@@ -271,5 +271,33 @@ TEST_F(StartTest, StartOnATerminalWithoutAModelRunsTheSelectFlowFirst)
   EXPECT_EQ(fs::path(read_lines(record).at(1)), snapshot_file("start-chat.Q8_0.gguf"));
 }
 
+TEST_F(StartTest, TheProjectConfigCanBringItsOwnCatalog)
+{
+  std::ofstream(project / "team.toml") << R"([[model]]
+id = "team-chat"
+name = "Team Chat"
+hf_repo = "test-org/Start-Chat-GGUF"
+format = "gguf"
+use_cases = ["chat"]
+description = "The team's pick."
+
+[[model.variant]]
+quantization = "Q8_0"
+file = "start-chat.Q8_0.gguf"
+size_bytes = 5000
+min_ram_bytes = 200000
+)";
+  std::ofstream(project / "modelmgr.toml") << "catalog = \"team.toml\"\n\n[model]\nspec = \"team-chat\"\n";
+  auto r = run_modelmgr(
+      {"start", "--config", (project / "modelmgr.toml").string(), "--dry-run", "--port", "9"}, start_env());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "llama-server -m " + snapshot_file("start-chat.Q8_0.gguf").string() +
+                       " --host 127.0.0.1 --port 9\n");
+  std::ofstream(project / "modelmgr.toml") << "catalog = \"missing.toml\"\n[model]\nspec = \"team-chat\"\n";
+  r = run_modelmgr({"start", "--config", (project / "modelmgr.toml").string(), "--dry-run"}, start_env());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("missing.toml"), std::string::npos) << r.err;
+}
+
 } // namespace
 } // namespace modelmgr::test

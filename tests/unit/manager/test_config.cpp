@@ -271,7 +271,7 @@ gateway:
 )",
                            Format::yaml),
             "models.yaml:3:1: gateway: unknown key; expected one of: cache_dir, verify, manifest, models, model, "
-            "server");
+            "server, catalog");
   EXPECT_EQ(single_problem(R"(
 [gateway]
 port = 80
@@ -282,7 +282,7 @@ repo_id = "org/a"
 )",
                            Format::toml),
             "models.toml:1:2: gateway: unknown key; expected one of: cache_dir, verify, manifest, models, model, "
-            "server");
+            "server, catalog");
 }
 
 TEST(ConfigErrors, DuplicateIdNamesBothLines)

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace modelmgr::cli {
 
@@ -23,6 +24,11 @@ void install_signal_handlers();
 // Renders progress events: a live line on a terminal, periodic plain lines otherwise (kubectl logs), JSON
 // lines with --json, nothing with --quiet or HF_HUB_DISABLE_PROGRESS_BARS=1. Writes to stderr.
 std::unique_ptr<ProgressObserver> make_progress_renderer(const GlobalOptions& global);
+
+// Prints rows as left-aligned columns two spaces apart (the last column unpadded), the header first, then a
+// rule of dashes under it when `rule` is set.
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                 bool rule = true);
 
 // Parses sizes like 50M / 1.5GiB for options; throws CLI::ValidationError with the option name.
 std::uint64_t parse_size_option(const std::string& option, const std::string& value);

@@ -55,33 +55,6 @@ std::vector<std::string> repo_refs(const cache::CachedRepo& repo)
   return refs;
 }
 
-void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows)
-{
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) {
-    width[i] = header[i].size();
-    for (const auto& row : rows) {
-      width[i] = std::max(width[i], row[i].size());
-    }
-  }
-  const auto print_row = [&](const std::vector<std::string>& row) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}  ", row[i], width[i]);
-    }
-    fmt::print("{}\n", line);
-  };
-  print_row(header);
-  std::vector<std::string> rule;
-  for (auto w : width) {
-    rule.emplace_back(w, '-');
-  }
-  print_row(rule);
-  for (const auto& row : rows) {
-    print_row(row);
-  }
-}
-
 void print_problems(const std::vector<cache::CacheProblem>& all, bool verbose)
 {
   // Lock files nobody holds are what every client leaves behind after a download (Python's filelock keeps

@@ -98,28 +98,6 @@ std::string size_text(std::uint64_t bytes)
   return util::format_bytes_iec(bytes);
 }
 
-void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows)
-{
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) {
-    width[i] = header[i].size();
-    for (const auto& row : rows) {
-      width[i] = std::max(width[i], row[i].size());
-    }
-  }
-  const auto print_row = [&](const std::vector<std::string>& row) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}  ", row[i], width[i]);
-    }
-    fmt::print("{}\n", line);
-  };
-  print_row(header);
-  for (const auto& row : rows) {
-    print_row(row);
-  }
-}
-
 struct Row {
   const catalog::Entry* entry = nullptr;
   const catalog::Variant* variant = nullptr;
@@ -209,7 +187,7 @@ void run_list(const ListArgs& args, const GlobalOptions& global)
                      size_text(r.variant->size_bytes), size_text(r.fit.ram_needed_bytes), fits,
                      r.cache.complete ? "yes" : "no"});
   }
-  print_table({"ID", "QUANT", "SIZE", "RAM", "FITS", "CACHED"}, table);
+  print_table({"ID", "QUANT", "SIZE", "RAM", "FITS", "CACHED"}, table, false);
   if (!global.quiet) {
     fmt::print(stderr, "This machine: {}. RAM is what the model needs at its default context.\n",
                catalog::describe_system(system));

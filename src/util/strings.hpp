@@ -1,6 +1,7 @@
 #pragma once
 // Small string helpers shared by the layers.
 
+#include <cstddef>
 #include <string_view>
 
 namespace modelmgr::util {
@@ -15,5 +16,8 @@ constexpr std::string_view trim(std::string_view s) noexcept
   }
   return s.substr(b, s.find_last_not_of(space) - b + 1);
 }
+
+// Optimal string alignment distance (Levenshtein plus adjacent transpositions), for "did you mean" hints.
+std::size_t edit_distance(std::string_view a, std::string_view b);
 
 } // namespace modelmgr::util

@@ -27,9 +27,18 @@ std::optional<std::filesystem::path> default_model_config(bool print_note)
 
 ModelManager load_model_set(const std::string& config_flag, const GlobalOptions& global)
 {
-  if (!config_flag.empty()) {
-    return ModelManager::from_config(config_flag);
+  ModelManager mm =
+      config_flag.empty() ? load_default_model_set(global) : ModelManager::from_config(config_flag);
+  if (mm.config().models.empty() && !global.quiet) {
+    // Valid: a project config for `start` only ([model], [server], catalog). Say why nothing happens.
+    fmt::print(stderr, "modelmgr: {} lists no models (it has no 'models' entries); nothing to do\n",
+               mm.config().path.string());
   }
+  return mm;
+}
+
+ModelManager load_default_model_set(const GlobalOptions& global)
+{
   auto path = default_model_config(!global.quiet);
   if (!path) {
     throw ConfigurationError("no model-set configuration found in the current directory (looked for "

@@ -17,8 +17,11 @@ namespace modelmgr::cli {
 // CI_MINIMAL_MODELS note to stderr when `print_note` and a note applies. Throws ConfigurationError.
 std::optional<std::filesystem::path> default_model_config(bool print_note);
 
-// Loads `--config FILE`, or the default configuration; throws ConfigurationError when there is none.
+// Loads `--config FILE`, or the default configuration; throws ConfigurationError when there is none. Notes on
+// stderr (unless quiet) when the file lists no models (a config for `start` only).
 ModelManager load_model_set(const std::string& config_flag, const GlobalOptions& global);
+// The default configuration; throws ConfigurationError when there is none.
+ModelManager load_default_model_set(const GlobalOptions& global);
 
 // "✓" / "✗" on a terminal or not: the report is for people and for grep alike.
 inline constexpr const char* k_ok_mark = "\u2713";

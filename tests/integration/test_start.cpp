@@ -183,6 +183,10 @@ TEST_F(StartTest, NoModelChosenOffATerminalNamesModelFlag)
   auto r = run_modelmgr({"start", "--config", (project / "modelmgr.toml").string()}, start_env());
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("no model chosen"), std::string::npos) << r.err;
+  // The same file is a valid model set with nothing to sync, and says so.
+  auto sync = run_modelmgr({"sync", "--config", (project / "modelmgr.toml").string()}, start_env());
+  EXPECT_EQ(sync.exit_code, 0) << sync.err;
+  EXPECT_NE(sync.err.find("lists no models"), std::string::npos) << sync.err;
   EXPECT_NE(r.err.find("--model ID"), std::string::npos) << r.err;
 }
 

@@ -9,9 +9,11 @@
 #include "cache/paths.hpp"
 #include "cache/repo_cache.hpp"
 #include "cli/cache_maint.hpp"
+#include "cli/catalog_cli.hpp"
 #include "cli/cli.hpp"
 #include "formats/load_bench.hpp"
 #include "formats/load_check.hpp"
+#include "util/env.hpp"
 #include "util/size.hpp"
 
 #include <algorithm>
@@ -133,8 +135,36 @@ Target resolve_target(const TargetArgs& args, bool weights_only)
     return t;
   }
 
-  // A repo id, optionally followed by a file path inside the repo: "org/name", "org/name/sub/file", "gpt2".
   const fs::path root = cache_root_for(args.cache_dir);
+  // A catalog model: "ID" or "ID:QUANT" (`modelmgr models list`), inspected where it is cached.
+  if (args.target.find('/') == std::string::npos) {
+    const catalog::Catalog cat = load_effective_catalog({});
+    std::optional<catalog::Selection> sel;
+    try {
+      sel = catalog::resolve(cat, args.target);
+    } catch (const ConfigurationError&) {
+      if (args.target.find(':') != std::string::npos) {
+        throw; // an id with a quantization is meant for the catalog: its error says what is wrong
+      }
+    }
+    if (sel) {
+      const auto state = catalog::variant_cache_state(*sel->entry, *sel->variant, root, util::Env::process());
+      const std::string spec = catalog::spec_of(*sel->entry, *sel->variant);
+      if (!state.complete || state.snapshot.empty()) {
+        throw MissingModelError(
+            fmt::format("catalog model {} is not in the cache at {}", spec, root.string()),
+            fmt::format("download it first: modelmgr models download {}", spec));
+      }
+      t.repo_id = sel->entry->hf_repo;
+      t.commit = state.commit.value_or("");
+      t.base = state.snapshot;
+      t.files = sel->variant->file.empty() ? main_files(t.base, weights_only)
+                                           : std::vector<fs::path>{t.base / sel->variant->file};
+      return t;
+    }
+  }
+
+  // A repo id, optionally followed by a file path inside the repo: "org/name", "org/name/sub/file", "gpt2".
   std::vector<std::string> parts;
   for (std::size_t start = 0; start <= args.target.size();) {
     const auto slash = args.target.find('/', start);
@@ -765,7 +795,9 @@ void run_bench(const BenchArgs& args, const GlobalOptions& global)
 
 void add_target_options(CLI::App* cmd, TargetArgs& args)
 {
-  cmd->add_option("target", args.target, "A file, a folder, or a repo id (org/name[/file]) in the HF cache")
+  cmd->add_option(
+         "target", args.target,
+         "A file, a folder, a catalog model (ID[:QUANT]) or a repo id (org/name[/file]) in the HF cache")
       ->required();
   cmd->add_option("--cache-dir", args.cache_dir,
                   "Cache directory (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)");

@@ -362,5 +362,27 @@ TEST_F(ModelsTest, CatalogOptionOverridesAndInvalidCatalogsAreNamed)
   EXPECT_THAT(r.err, HasSubstr("docs/catalog.md"));
 }
 
+TEST_F(ModelsTest, InspectAndBenchLoadTakeACatalogIdOnceItIsCached)
+{
+  auto std_env = std::map<std::string, std::string>{{"XDG_CONFIG_HOME", (tmp->path() / "xdg").string()}};
+  auto missing = mm({"inspect", "tiny-chat:Q8_0"}, std_env);
+  EXPECT_EQ(missing.exit_code, 3) << missing.err;
+  EXPECT_NE(missing.err.find("modelmgr models download tiny-chat:Q8_0"), std::string::npos) << missing.err;
+  ASSERT_EQ(models({"download", "tiny-chat:Q8_0"}).exit_code, 0);
+  auto r = mm({"inspect", "tiny-chat:q8_0", "--json"}, std_env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["ok"], true);
+  // Tiny-Chat-GGUF (src/emulator/default_repos.cpp): 256x1000 embeddings, 2 blocks, output norm.
+  EXPECT_EQ(j["parameter_count"], 256'000 + 2 * (256 + 65'536 + 2 * 32'768 + 65'536 + 2 * 131'072) + 256);
+  ASSERT_EQ(j["files"].size(), 1u);
+  EXPECT_EQ(j["files"][0]["format"], "gguf");
+  auto b = mm({"bench-load", "tiny-chat:Q8_0", "--json"}, std_env);
+  EXPECT_EQ(b.exit_code, 0) << b.err;
+  auto unknown = mm({"inspect", "tiny-chat:Q3_K_S"}, std_env);
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+  EXPECT_NE(unknown.err.find("Q8_0"), std::string::npos) << unknown.err;
+}
+
 } // namespace
 } // namespace modelmgr::test

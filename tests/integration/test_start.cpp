@@ -303,5 +303,20 @@ min_ram_bytes = 200000
   EXPECT_NE(r.err.find("missing.toml"), std::string::npos) << r.err;
 }
 
+TEST_F(StartTest, AServerThatNeverBecomesHealthyIsStoppedAfterTheTimeout)
+{
+  auto r = run_modelmgr({"start", "--model", "start-chat", "--port", "0", "--health-timeout", "2"},
+                        start_env({{"STAND_IN_LOADING_POLLS", "1000000"}}));
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("did not answer"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--health-timeout"), std::string::npos) << r.err;
+  // It was stopped with SIGTERM, not left running (on a very slow machine the stand-in may not even have
+  // started listening, and so recorded nothing, before the deadline).
+  const auto lines = read_lines(record);
+  if (!lines.empty()) {
+    EXPECT_EQ(lines.back(), "signal=" + std::to_string(SIGTERM));
+  }
+}
+
 } // namespace
 } // namespace modelmgr::test

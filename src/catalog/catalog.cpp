@@ -427,20 +427,7 @@ const Entry* Catalog::find(std::string_view id) const
 
 std::string CatalogProblem::format() const
 {
-  std::string out = file;
-  if (line > 0) {
-    out += fmt::format(":{}", line);
-    if (column > 0) {
-      out += fmt::format(":{}", column);
-    }
-  }
-  out += ": ";
-  if (!key.empty()) {
-    out += key;
-    out += ": ";
-  }
-  out += message;
-  return out;
+  return util::format_located(file, line, column, key, message);
 }
 
 CatalogError::CatalogError(std::string file, std::vector<CatalogProblem> problems)

@@ -2,10 +2,12 @@
 // Shared pieces of the command-line front end: global output settings, cancellation, error rendering.
 
 #include "modelmgr/progress.hpp"
+#include "modelmgr/pull.hpp"
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,9 @@ std::unique_ptr<ProgressObserver> make_progress_renderer(const GlobalOptions& gl
 // rule of dashes under it when `rule` is set.
 void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                  bool rule = true);
+
+// The files of a pull as `pull --json` prints them: path, local_path, size, etag, downloaded.
+nlohmann::json pulled_files_json(const PullResult& r);
 
 // Parses sizes like 50M / 1.5GiB for options; throws CLI::ValidationError with the option name.
 std::uint64_t parse_size_option(const std::string& option, const std::string& value);

@@ -345,14 +345,7 @@ void run_download(const DownloadArgs& args, const GlobalOptions& global)
             entry.origin));
   }
   if (global.json) {
-    nlohmann::json files = nlohmann::json::array();
-    for (const auto& f : r.files) {
-      files.push_back({{"path", f.path},
-                       {"local_path", f.local_path.string()},
-                       {"size", f.size},
-                       {"etag", f.etag},
-                       {"downloaded", f.downloaded}});
-    }
+    const nlohmann::json files = pulled_files_json(r);
     fmt::print("{}\n", nlohmann::json{{"id", entry.id},
                                       {"spec", catalog::spec_of(entry, variant)},
                                       {"repo_id", r.repo_id},

@@ -41,7 +41,9 @@ struct PullArgs {
   double lock_timeout_s = 600;
 };
 
-nlohmann::json to_json(const PullResult& r)
+} // namespace
+
+nlohmann::json pulled_files_json(const PullResult& r)
 {
   nlohmann::json files = nlohmann::json::array();
   for (const auto& f : r.files) {
@@ -51,6 +53,14 @@ nlohmann::json to_json(const PullResult& r)
                      {"etag", f.etag},
                      {"downloaded", f.downloaded}});
   }
+  return files;
+}
+
+namespace {
+
+nlohmann::json to_json(const PullResult& r)
+{
+  const nlohmann::json files = pulled_files_json(r);
   return {{"repo_id", r.repo_id},
           {"repo_type", r.repo_type},
           {"revision", r.revision},

@@ -150,10 +150,8 @@ HfTokenizerConfig parse_hf_tokenizer_config(std::string_view text, const std::st
   return c;
 }
 
-std::string read_json_file(const std::filesystem::path& path)
+std::string read_json_text(const ByteSource& source, const std::string& name)
 {
-  const FileByteSource source(path);
-  const std::string name = path.filename().string();
   if (source.size() > k_max_json_file_size) {
     throw ParseError(
         name, "JSON", 0,
@@ -162,6 +160,12 @@ std::string read_json_file(const std::filesystem::path& path)
   std::string text(static_cast<std::size_t>(source.size()), '\0');
   source.read(0, std::as_writable_bytes(std::span<char>(text)));
   return text;
+}
+
+std::string read_json_file(const std::filesystem::path& path)
+{
+  const FileByteSource source(path);
+  return read_json_text(source, path.filename().string());
 }
 
 } // namespace modelmgr::formats

@@ -4,6 +4,8 @@
 // tokenizer_config.json. Only the facts modelmgr shows are extracted; every other key is ignored. Errors
 // are ParseErrors whose detail names the line and column.
 
+#include "formats/byte_source.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -50,6 +52,8 @@ HfTokenizerConfig parse_hf_tokenizer_config(std::string_view text, const std::st
 
 // Reads a whole JSON file (at most k_max_json_file_size bytes). Throws ParseError / std::system_error.
 std::string read_json_file(const std::filesystem::path& path);
+// The whole text of a JSON source, refusing one over the size limit (ParseError naming `name`).
+std::string read_json_text(const ByteSource& source, const std::string& name);
 
 // Line and column (both 1-based) of byte `offset` in `text`.
 std::pair<std::uint64_t, std::uint64_t> line_column(std::string_view text, std::uint64_t offset) noexcept;

@@ -1,5 +1,6 @@
 #include "formats/load_check.hpp"
 
+#include "formats/hf_json.hpp"
 #include "formats/parse_error.hpp"
 
 #include <array>
@@ -116,18 +117,6 @@ std::string tokenizer_config_summary(const HfTokenizerConfig& c)
   return fmt::format("tokenizer config: {}", join_names(parts));
 }
 
-std::string read_text(const ByteSource& source, const std::string& name)
-{
-  if (source.size() > k_max_json_file_size) {
-    throw ParseError(
-        name, "JSON", 0,
-        fmt::format("file size {} exceeds the limit of {} bytes", source.size(), k_max_json_file_size));
-  }
-  std::string text(static_cast<std::size_t>(source.size()), '\0');
-  source.read(0, std::as_writable_bytes(std::span<char>(text)));
-  return text;
-}
-
 // Parses `source` as `format` into `out`; `directory` (may be null) is where shards and external data live.
 void parse_into(const ByteSource& source, const std::string& name, const std::filesystem::path* directory,
                 InspectedFile& out)
@@ -148,7 +137,7 @@ void parse_into(const ByteSource& source, const std::string& name, const std::fi
     c.summary = safetensors_summary(*out.safetensors);
     return;
   case FileFormat::safetensors_index: {
-    out.index = parse_safetensors_index(read_text(source, name), name);
+    out.index = parse_safetensors_index(read_json_text(source, name), name);
     const auto shards = out.index->shards();
     c.summary = fmt::format("safetensors index, {} tensors in {} shards", out.index->weight_map.size(),
                             shards.size());
@@ -185,19 +174,19 @@ void parse_into(const ByteSource& source, const std::string& name, const std::fi
     return;
   }
   case FileFormat::hf_config:
-    out.config = parse_hf_config(read_text(source, name), name);
+    out.config = parse_hf_config(read_json_text(source, name), name);
     c.summary = config_summary(*out.config);
     return;
   case FileFormat::hf_tokenizer:
-    out.tokenizer = parse_hf_tokenizer(read_text(source, name), name);
+    out.tokenizer = parse_hf_tokenizer(read_json_text(source, name), name);
     c.summary = tokenizer_summary(*out.tokenizer);
     return;
   case FileFormat::hf_tokenizer_config:
-    out.tokenizer_config = parse_hf_tokenizer_config(read_text(source, name), name);
+    out.tokenizer_config = parse_hf_tokenizer_config(read_json_text(source, name), name);
     c.summary = tokenizer_config_summary(*out.tokenizer_config);
     return;
   case FileFormat::json:
-    check_json(read_text(source, name), name);
+    check_json(read_json_text(source, name), name);
     c.summary = "JSON object";
     return;
   }

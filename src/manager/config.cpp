@@ -51,20 +51,7 @@ const ModelSpec* ModelSetConfig::find(std::string_view id) const
 
 std::string ConfigProblem::format() const
 {
-  std::string out = file;
-  if (line > 0) {
-    out += fmt::format(":{}", line);
-    if (column > 0) {
-      out += fmt::format(":{}", column);
-    }
-  }
-  out += ": ";
-  if (!where.empty()) {
-    out += where;
-    out += ": ";
-  }
-  out += message;
-  return out;
+  return util::format_located(file, line, column, where, message);
 }
 
 namespace {

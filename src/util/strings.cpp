@@ -26,4 +26,23 @@ std::size_t edit_distance(std::string_view a, std::string_view b)
   return d[a.size()][b.size()];
 }
 
+std::string format_located(std::string_view file, int line, int column, std::string_view where,
+                           std::string_view message)
+{
+  std::string out(file);
+  if (line > 0) {
+    out += ':' + std::to_string(line);
+    if (column > 0) {
+      out += ':' + std::to_string(column);
+    }
+  }
+  out += ": ";
+  if (!where.empty()) {
+    out += where;
+    out += ": ";
+  }
+  out += message;
+  return out;
+}
+
 } // namespace modelmgr::util

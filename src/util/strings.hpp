@@ -2,6 +2,7 @@
 // Small string helpers shared by the layers.
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace modelmgr::util {
@@ -19,5 +20,10 @@ constexpr std::string_view trim(std::string_view s) noexcept
 
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions), for "did you mean" hints.
 std::size_t edit_distance(std::string_view a, std::string_view b);
+
+// "file:line:column: where: message", leaving out a line or column of 0 and an empty `where` (the shape of
+// configuration and catalog problems).
+std::string format_located(std::string_view file, int line, int column, std::string_view where,
+                           std::string_view message);
 
 } // namespace modelmgr::util

@@ -86,8 +86,8 @@ bool is_glob(std::string_view p)
 constexpr std::string_view k_model_keys[] = {"id",      "name",        "hf_repo",        "revision",
                                              "format",  "use_cases",   "files",          "context_length",
                                              "license", "description", "tokenizer_repo", "variant"};
-constexpr std::string_view k_variant_keys[] = {"quantization", "file", "size_bytes", "min_ram_bytes",
-                                               "default"};
+constexpr std::string_view k_variant_keys[] = {"quantization", "file",          "size_bytes",
+                                               "size_exact",   "min_ram_bytes", "default"};
 
 const char* type_name(const toml::node& n)
 {
@@ -351,6 +351,14 @@ private:
         }
         v.size_bytes = size_key(vt, "size_bytes", vwhere, true, false, vsrc).value_or(0);
         v.min_ram_bytes = size_key(vt, "min_ram_bytes", vwhere, true, false, vsrc).value_or(0);
+        if (const toml::node* exact = vt.get("size_exact")) {
+          if (!exact->is_boolean()) {
+            problem(exact->source(), vwhere + ".size_exact",
+                    fmt::format("must be true or false, not {}", type_name(*exact)));
+          } else {
+            v.size_exact = exact->as_boolean()->get();
+          }
+        }
         if (const toml::node* d = vt.get("default")) {
           if (!d->is_boolean()) {
             problem(d->source(), vwhere + ".default",

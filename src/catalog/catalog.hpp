@@ -28,6 +28,9 @@ struct Variant {
   std::uint64_t min_ram_bytes =
       0;                   // RAM needed to run it at the default context (weights + KV cache + overhead)
   bool is_default = false; // the variant `ID` means when no quantization is given
+  // false: size_bytes is the Hub page's rounded figure, not the exact byte count (`models list --refresh`
+  // reads the exact one); shown with "~".
+  bool size_exact = true;
 };
 
 struct Entry {

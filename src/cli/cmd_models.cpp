@@ -157,6 +157,7 @@ void run_list(const ListArgs& args, const GlobalOptions& global)
            {"file", r.variant->file},
            {"default", r.variant->is_default},
            {"size_bytes", r.variant->size_bytes},
+           {"size_exact", r.variant->size_exact},
            {"min_ram_bytes", r.variant->min_ram_bytes},
            {"ram_needed_bytes", r.fit.ram_needed_bytes},
            {"ram_source", r.fit.ram_source},
@@ -184,13 +185,20 @@ void run_list(const ListArgs& args, const GlobalOptions& global)
   for (const auto& r : rows) {
     std::string fits = r.fit.fits ? "yes" : "no";
     table.push_back({r.entry->id, r.variant->quantization.empty() ? "-" : r.variant->quantization,
-                     size_text(r.variant->size_bytes), size_text(r.fit.ram_needed_bytes), fits,
-                     r.cache.complete ? "yes" : "no"});
+                     (r.variant->size_exact ? "" : "~") + size_text(r.variant->size_bytes),
+                     size_text(r.fit.ram_needed_bytes), fits, r.cache.complete ? "yes" : "no"});
   }
   print_table({"ID", "QUANT", "SIZE", "RAM", "FITS", "CACHED"}, table, false);
   if (!global.quiet) {
     fmt::print(stderr, "This machine: {}. RAM is what the model needs at its default context.\n",
                catalog::describe_system(system));
+    const bool approximate =
+        std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.variant->size_exact; });
+    if (approximate) {
+      fmt::print(stderr,
+                 "~ = the Hub page's rounded size, not yet the exact byte count; `modelmgr models list "
+                 "--refresh` reads the exact sizes from the Hub.\n");
+    }
   }
 }
 

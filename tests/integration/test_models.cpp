@@ -142,7 +142,10 @@ TEST_F(ModelsTest, ListShowsOneRowPerVariantWithSizesRamFitsAndCached)
   EXPECT_THAT(r.out, ::testing::ContainsRegex("tiny-chat +Q4_K_M +[0-9.]+ KiB +[0-9.]+ MiB +yes +no\n"));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("tiny-chat +Q8_0 "));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("tiny-embed +F32 "));
-  EXPECT_THAT(r.out, ::testing::ContainsRegex("mistral-7b-instruct-v0.3 +Q5_K_M +4.8 GiB"));
+  // An approximate catalog size (size_exact = false) is marked, an exact one is not.
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("mistral-7b-instruct-v0.3 +Q5_K_M +~4.8 GiB"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("llama-3.1-8b-instruct +Q8_0 +8.0 GiB"));
+  EXPECT_THAT(r.err, HasSubstr("~ = the Hub page's rounded size"));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("mistral-7b-instruct-v0.3 +Q8_0 .* no +no\n")); // 9 GB on 4 GB
   EXPECT_THAT(r.err, HasSubstr("This machine: "));
   EXPECT_EQ(total_requests(), 0u); // listing is offline

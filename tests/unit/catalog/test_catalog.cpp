@@ -107,6 +107,21 @@ TEST(CatalogParse, ReadsEveryKeyAndDefaults)
               ElementsAre("model.safetensors", "config.json", "tokenizer.json"));
 }
 
+TEST(CatalogParse, SizeExactDefaultsToTrueAndMustBeABoolean)
+{
+  const std::string base = "[[model]]\nid = \"m\"\nname = \"M\"\nhf_repo = \"o/m\"\nformat = \"gguf\"\n"
+                           "use_cases = [\"chat\"]\ndescription = \"d\"\n[[model.variant]]\nquantization = "
+                           "\"Q4_K_M\"\nfile = \"m.Q4_K_M.gguf\"\nsize_bytes = 10\nmin_ram_bytes = 20\n";
+  EXPECT_TRUE(parse_catalog(base, "t").entries.at(0).variants.at(0).size_exact);
+  EXPECT_FALSE(parse_catalog(base + "size_exact = false\n", "t").entries.at(0).variants.at(0).size_exact);
+  try {
+    (void)parse_catalog(base + "size_exact = \"no\"\n", "t");
+    FAIL() << "accepted a string";
+  } catch (const CatalogError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("size_exact"));
+  }
+}
+
 TEST(CatalogParse, EmptyTextIsAnEmptyCatalog)
 {
   EXPECT_TRUE(parse_catalog("# nothing yet\n", "user.toml").entries.empty());
@@ -470,6 +485,20 @@ TEST(BuiltinCatalog, Invariants)
     }
     EXPECT_EQ(defaults, 1);
   }
+  // Every size either is exact or says it is not: an approximate size is marked both ways in the data file.
+  const std::string text(builtin_catalog_text());
+  std::size_t marked = 0;
+  for (const auto& e : c.entries) {
+    for (const auto& v : e.variants) {
+      marked += v.size_exact ? 0 : 1;
+    }
+  }
+  std::size_t comments = 0;
+  for (auto at = text.find("\n# size: approximate"); at != std::string::npos;
+       at = text.find("\n# size: approximate", at + 1)) {
+    ++comments;
+  }
+  EXPECT_EQ(marked, comments);
   // The compiled-in text is the data file of the source tree.
   EXPECT_EQ(std::string(builtin_catalog_text()),
             test::read_file(fs::path(MODELMGR_SOURCE_DIR) / "data/catalog.toml"));

@@ -25,27 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string lower(std::string_view s)
-{
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::optional<std::string> closest_key(std::string_view word, std::span<const std::string_view> candidates)
-{
-  std::optional<std::string> best;
-  std::size_t best_distance = 3;
-  for (auto c : candidates) {
-    const std::size_t d = util::edit_distance(word, c);
-    if (d < best_distance) {
-      best = std::string(c);
-      best_distance = d;
-    }
-  }
-  return best;
-}
-
 bool valid_id(std::string_view id)
 {
   if (id.empty() || id.size() > 128) {
@@ -169,7 +148,7 @@ private:
         continue;
       }
       std::string message = "unknown key";
-      if (auto guess = closest_key(key.str(), known)) {
+      if (auto guess = util::closest_match(key.str(), known)) {
         message += fmt::format("; did you mean '{}'?", *guess);
       } else {
         std::string list;
@@ -372,7 +351,7 @@ private:
             }
           }
         }
-        const std::string q = lower(v.quantization);
+        const std::string q = util::to_lower(v.quantization);
         if (auto it = quants.find(q); it != quants.end()) {
           problem(
               vsrc, vwhere + ".quantization",
@@ -528,10 +507,10 @@ const Variant& default_variant(const Entry& entry)
 
 std::vector<std::string> close_ids(const Catalog& catalog, std::string_view id, std::size_t max)
 {
-  const std::string want = lower(id);
+  const std::string want = util::to_lower(id);
   std::vector<std::pair<std::size_t, std::string>> scored;
   for (const auto& e : catalog.entries) {
-    const std::string have = lower(e.id);
+    const std::string have = util::to_lower(e.id);
     std::size_t d = util::edit_distance(want, have);
     const bool related =
         !want.empty() && (have.find(want) != std::string::npos || want.find(have) != std::string::npos);
@@ -565,7 +544,7 @@ Selection resolve(const Catalog& catalog, std::string_view spec)
   const Entry* entry = catalog.find(id);
   if (!entry) {
     for (const auto& e : catalog.entries) {
-      if (lower(e.id) == lower(id)) {
+      if (util::to_lower(e.id) == util::to_lower(id)) {
         entry = &e;
         break;
       }
@@ -588,7 +567,7 @@ Selection resolve(const Catalog& catalog, std::string_view spec)
     return {entry, &default_variant(*entry)};
   }
   for (const auto& v : entry->variants) {
-    if (lower(v.quantization) == lower(*quant)) {
+    if (util::to_lower(v.quantization) == util::to_lower(*quant)) {
       return {entry, &v};
     }
   }

@@ -93,11 +93,6 @@ std::vector<const catalog::Entry*> entries_for(const catalog::Catalog& cat, cons
   return out;
 }
 
-std::string size_text(std::uint64_t bytes)
-{
-  return util::format_bytes_iec(bytes);
-}
-
 struct Row {
   const catalog::Entry* entry = nullptr;
   const catalog::Variant* variant = nullptr;
@@ -185,8 +180,8 @@ void run_list(const ListArgs& args, const GlobalOptions& global)
   for (const auto& r : rows) {
     std::string fits = r.fit.fits ? "yes" : "no";
     table.push_back({r.entry->id, r.variant->quantization.empty() ? "-" : r.variant->quantization,
-                     (r.variant->size_exact ? "" : "~") + size_text(r.variant->size_bytes),
-                     size_text(r.fit.ram_needed_bytes), fits, r.cache.complete ? "yes" : "no"});
+                     (r.variant->size_exact ? "" : "~") + util::format_bytes_iec(r.variant->size_bytes),
+                     util::format_bytes_iec(r.fit.ram_needed_bytes), fits, r.cache.complete ? "yes" : "no"});
   }
   print_table({"ID", "QUANT", "SIZE", "RAM", "FITS", "CACHED"}, table, false);
   if (!global.quiet) {

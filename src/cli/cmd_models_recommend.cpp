@@ -35,11 +35,6 @@ struct RecommendArgs {
   std::vector<std::string> catalogs;
 };
 
-std::string size(std::uint64_t bytes)
-{
-  return util::format_bytes_iec(bytes);
-}
-
 std::string ram_source_text(const Fit& fit)
 {
   if (fit.ram_source == "header") {
@@ -170,8 +165,9 @@ void run_recommend(const RecommendArgs& args, const GlobalOptions& global)
       if (!best.entry->name.empty()) {
         fmt::print(" ({})", best.entry->name);
       }
-      fmt::print("\n  download {}{}, needs {} RAM ({}), runs in {}\n", size(best.variant->size_bytes),
-                 best.cached ? " (cached)" : "", size(fit.ram_needed_bytes), ram_source_text(fit), fit.where);
+      fmt::print("\n  download {}{}, needs {} RAM ({}), runs in {}\n",
+                 util::format_bytes_iec(best.variant->size_bytes), best.cached ? " (cached)" : "",
+                 util::format_bytes_iec(fit.ram_needed_bytes), ram_source_text(fit), fit.where);
       if (!best.entry->description.empty()) {
         fmt::print("  {}\n", best.entry->description);
       }
@@ -185,8 +181,8 @@ void run_recommend(const RecommendArgs& args, const GlobalOptions& global)
     if (!rec.rejected.empty()) {
       fmt::print("\nNot chosen:\n");
       for (const auto& [in, fit] : rec.rejected) {
-        fmt::print("  {} ({}): {}\n", catalog::spec_of(*in.entry, *in.variant), size(in.variant->size_bytes),
-                   fit.reason);
+        fmt::print("  {} ({}): {}\n", catalog::spec_of(*in.entry, *in.variant),
+                   util::format_bytes_iec(in.variant->size_bytes), fit.reason);
       }
     }
   }

@@ -219,21 +219,6 @@ Node from_toml(const toml::node& t)
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers.
 
-// The closest candidate within distance 2, if any (first one wins a tie).
-std::optional<std::string_view> closest(std::string_view word, std::span<const std::string_view> candidates)
-{
-  std::optional<std::string_view> best;
-  std::size_t best_distance = 3;
-  for (auto c : candidates) {
-    const std::size_t d = util::edit_distance(word, c);
-    if (d < best_distance) {
-      best = c;
-      best_distance = d;
-    }
-  }
-  return best;
-}
-
 std::string join(std::span<const std::string_view> words, std::string_view sep = ", ")
 {
   std::string out;
@@ -243,13 +228,6 @@ std::string join(std::span<const std::string_view> words, std::string_view sep =
     }
     out += w;
   }
-  return out;
-}
-
-std::string lower(std::string_view s)
-{
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -489,7 +467,7 @@ private:
                                     std::span<const std::string_view> allowed)
   {
     std::string out = fmt::format("unknown {} '{}'; ", what, value);
-    if (auto guess = closest(lower(value), allowed)) {
+    if (auto guess = util::closest_match(util::to_lower(value), allowed)) {
       out += fmt::format("did you mean '{}'? ", *guess);
     }
     out += fmt::format("expected one of: {}", join(allowed));
@@ -515,7 +493,7 @@ private:
       const std::string path = path_join(where, e.key);
       if (std::find(known.begin(), known.end(), e.key) == known.end()) {
         std::string message = "unknown key; ";
-        if (auto guess = closest(e.key, known)) {
+        if (auto guess = util::closest_match(e.key, known)) {
           message += fmt::format("did you mean '{}'?", *guess);
         } else {
           message += fmt::format("expected one of: {}", join(known));
@@ -633,14 +611,14 @@ private:
         add(e.value.pos, path, *problem);
         continue;
       }
-      out.emplace(*file, lower(*hash));
+      out.emplace(*file, util::to_lower(*hash));
     }
     return out;
   }
 
   static std::optional<std::string> sha256_problem(std::string_view hash)
   {
-    if (lower(hash.substr(0, 7)) == "sha256:") {
+    if (util::to_lower(hash.substr(0, 7)) == "sha256:") {
       return fmt::format("'{}' has a 'sha256:' prefix; write only the 64 hex digits", hash);
     }
     if (hash.size() != 64) {
@@ -899,7 +877,7 @@ std::optional<std::string> repo_id_problem(std::string_view repo_id)
 
 Format detect_format(const std::filesystem::path& path, std::string_view text)
 {
-  const std::string ext = lower(path.extension().string());
+  const std::string ext = util::to_lower(path.extension().string());
   if (ext == ".yaml" || ext == ".yml") {
     return Format::yaml;
   }
@@ -995,7 +973,7 @@ std::optional<std::filesystem::path> find_default_config(const std::filesystem::
   std::optional<std::string> raw = getenv ? getenv(k_env) : std::nullopt;
   bool minimal = false;
   if (raw) {
-    const std::string v = lower(*raw);
+    const std::string v = util::to_lower(*raw);
     if (v == "true" || v == "1" || v == "yes") {
       minimal = true;
     } else if (!(v.empty() || v == "false" || v == "0" || v == "no")) {
@@ -1059,7 +1037,7 @@ std::vector<ModelSpec> select_models(const ModelSetConfig& config, const std::ve
   std::string message = fmt::format("unknown model id{} ", unknown.size() == 1 ? "" : "s");
   for (std::size_t i = 0; i < unknown.size(); ++i) {
     message += fmt::format("{}'{}'", i == 0 ? "" : ", ", unknown[i]);
-    if (auto guess = closest(unknown[i], known)) {
+    if (auto guess = util::closest_match(unknown[i], known)) {
       message += fmt::format(" (did you mean '{}'?)", *guess);
     }
   }

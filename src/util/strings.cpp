@@ -1,6 +1,7 @@
 #include "util/strings.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <vector>
 
 namespace modelmgr::util {
@@ -24,6 +25,29 @@ std::size_t edit_distance(std::string_view a, std::string_view b)
     }
   }
   return d[a.size()][b.size()];
+}
+
+std::optional<std::string_view> closest_match(std::string_view word,
+                                              std::span<const std::string_view> candidates)
+{
+  std::optional<std::string_view> best;
+  std::size_t best_distance = 3;
+  for (auto c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_distance) {
+      best = c;
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
+std::string to_lower(std::string_view s)
+{
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
 }
 
 std::string format_located(std::string_view file, int line, int column, std::string_view where,

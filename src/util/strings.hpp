@@ -2,6 +2,8 @@
 // Small string helpers shared by the layers.
 
 #include <cstddef>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,13 @@ constexpr std::string_view trim(std::string_view s) noexcept
 
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions), for "did you mean" hints.
 std::size_t edit_distance(std::string_view a, std::string_view b);
+
+// The candidate closest to `word` within edit distance 2, if any (the first one wins a tie).
+std::optional<std::string_view> closest_match(std::string_view word,
+                                              std::span<const std::string_view> candidates);
+
+// ASCII lower case.
+std::string to_lower(std::string_view s);
 
 // "file:line:column: where: message", leaving out a line or column of 0 and an empty `where` (the shape of
 // configuration and catalog problems).

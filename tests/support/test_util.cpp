@@ -62,6 +62,17 @@ bool is_scrubbed(const std::string& name)
   return name.rfind("HF_", 0) == 0 || name.rfind("HUGGING", 0) == 0 || name == "TRANSFORMERS_OFFLINE" ||
          name.rfind("MODELMGR_", 0) == 0 || name == "CI_MINIMAL_MODELS" || name == "XDG_CACHE_HOME";
 }
+
+// argv/envp for execve: pointers into `strings`, null-terminated (built before fork: the child only execs).
+std::vector<char*> exec_vector(std::vector<std::string>& strings)
+{
+  std::vector<char*> out;
+  for (auto& s : strings) {
+    out.push_back(s.data());
+  }
+  out.push_back(nullptr);
+  return out;
+}
 } // namespace
 
 std::vector<std::string> child_env(const std::map<std::string, std::string>& env)
@@ -88,16 +99,8 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
   }
-  std::vector<char*> cargv;
-  for (auto& a : argv) {
-    cargv.push_back(a.data());
-  }
-  cargv.push_back(nullptr);
-  std::vector<char*> cenv;
-  for (auto& e : envs) {
-    cenv.push_back(e.data());
-  }
-  cenv.push_back(nullptr);
+  std::vector<char*> cargv = exec_vector(argv);
+  std::vector<char*> cenv = exec_vector(envs);
   m_pid = ::fork();
   if (m_pid == 0) {
     ::dup2(out[1], 1);
@@ -204,16 +207,8 @@ PtyProcess::PtyProcess(std::vector<std::string> argv, std::map<std::string, std:
                        int cols)
 {
   std::vector<std::string> envs = child_env(env);
-  std::vector<char*> cargv;
-  for (auto& a : argv) {
-    cargv.push_back(a.data());
-  }
-  cargv.push_back(nullptr);
-  std::vector<char*> cenv;
-  for (auto& e : envs) {
-    cenv.push_back(e.data());
-  }
-  cenv.push_back(nullptr);
+  std::vector<char*> cargv = exec_vector(argv);
+  std::vector<char*> cenv = exec_vector(envs);
   winsize ws{};
   ws.ws_row = static_cast<unsigned short>(rows);
   ws.ws_col = static_cast<unsigned short>(cols);

@@ -143,7 +143,8 @@ TEST_F(ModelsTest, ListShowsOneRowPerVariantWithSizesRamFitsAndCached)
   EXPECT_THAT(r.out, ::testing::ContainsRegex("tiny-chat +Q8_0 "));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("tiny-embed +F32 "));
   // An approximate catalog size (size_exact = false) is marked, an exact one is not.
-  EXPECT_THAT(r.out, ::testing::ContainsRegex("mistral-7b-instruct-v0.3 +Q5_K_M +~4.8 GiB"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("siglip-base-patch16-224 +F32 +~775.3 MiB"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("mistral-7b-instruct-v0.3 +Q5_K_M +4.8 GiB"));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("llama-3.1-8b-instruct +Q8_0 +8.0 GiB"));
   EXPECT_THAT(r.err, HasSubstr("~ = the Hub page's rounded size"));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("mistral-7b-instruct-v0.3 +Q8_0 .* no +no\n")); // 9 GB on 4 GB
@@ -351,6 +352,55 @@ min_ram_bytes = 5
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err; // a repo could not be listed: not found wins over drift
   EXPECT_THAT(r.out, HasSubstr("DRIFT tiny-chat:Q2_K tiny-chat.Q2_K.gguf: not on the Hub"));
   EXPECT_THAT(r.out, HasSubstr("error gone: cannot list test-org/does-not-exist"));
+}
+
+TEST_F(ModelsTest, AnEntryPinnedToACommitKeepsItsFilesAndSizesWhenMainMoves)
+{
+  // The built-in entries are pinned to commits; this one is pinned to the emulator repo's current commit.
+  const std::string pinned_sha = repo(k_chat_repo).main().sha;
+  const auto old_size = hub_size(k_chat_repo, "tiny-chat.Q4_K_M.gguf");
+  const std::string old_bytes = repo(k_chat_repo).main().find("tiny-chat.Q4_K_M.gguf")->content();
+  const fs::path extra = tmp->path() / "pinned.toml";
+  write_file(extra, fmt::format("[[model]]\nid = \"tiny-pinned\"\nhf_repo = \"{}\"\nrevision = \"{}\"\n"
+                                "format = \"gguf\"\nuse_cases = [\"pinned\"]\n[[model.variant]]\n"
+                                "quantization = \"Q4_K_M\"\nfile = \"tiny-chat.Q4_K_M.gguf\"\n"
+                                "size_bytes = {}\nmin_ram_bytes = {}\n",
+                                k_chat_repo, pinned_sha, old_size, old_size + 1024));
+  // The publisher re-uploads the file on main, one byte longer.
+  emulator::CommitSpec next;
+  for (const auto& f : repo(k_chat_repo).main().files) {
+    next.files.push_back(f->spec());
+    if (f->path() == "tiny-chat.Q4_K_M.gguf") {
+      next.files.back() = emulator::FileSpec::text(f->path(), old_bytes + "x", true);
+    }
+  }
+  const std::string moved = hub->add_commit(k_chat_repo, next, "main");
+  ASSERT_NE(moved, pinned_sha);
+  hub->reset_counters();
+
+  // --refresh compares the pinned commit's listing: no drift, although main's file has another size...
+  auto r = models({"list", "--refresh", "--use-case", "pinned", "--catalog", extra.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("ok    tiny-pinned:Q4_K_M tiny-chat.Q4_K_M.gguf: "));
+  // ...while the unpinned entry (revision main) reports the re-upload.
+  r = models({"list", "--refresh", "--use-case", "test", "--catalog", extra.string()});
+  EXPECT_EQ(r.exit_code, 9) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("DRIFT tiny-chat:Q4_K_M"));
+
+  // The download fetches the pinned commit's bytes into its snapshot, and the cached column follows it.
+  r = models({"download", "tiny-pinned", "-q", "--catalog", extra.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::string folder = "models--" + k_chat_repo;
+  folder.replace(folder.find('/'), 1, "--");
+  const fs::path file = cache / folder / "snapshots" / pinned_sha / "tiny-chat.Q4_K_M.gguf";
+  EXPECT_EQ(r.out, file.string() + "\n");
+  EXPECT_EQ(read_file(file), old_bytes);
+  r = models({"list", "--json", "--use-case", "pinned", "--catalog", extra.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["models"].size(), 1u);
+  EXPECT_EQ(j["models"][0]["cached"], true);
+  EXPECT_EQ(j["models"][0]["path"], file.string());
 }
 
 TEST_F(ModelsTest, CatalogOptionOverridesAndInvalidCatalogsAreNamed)

@@ -1,11 +1,13 @@
 // The model catalog: parsing, validation messages (file, line, key), merging, ID[:QUANT] resolution, the
 // offline cache state of a variant, size drift, and the invariants of the built-in data/catalog.toml.
 
+#include "cache/paths.hpp"
 #include "cache/repo_cache.hpp"
 #include "catalog/catalog.hpp"
 #include "support/test_util.hpp"
 #include "util/env.hpp"
 
+#include <algorithm>
 #include <set>
 
 #include <gmock/gmock.h>
@@ -472,6 +474,11 @@ TEST(BuiltinCatalog, Invariants)
     EXPECT_FALSE(e.description.empty());
     EXPECT_FALSE(e.license.empty());
     EXPECT_GT(e.context_length, 0u);
+    // An exact size is the size at a commit: an entry with one is pinned to that commit, not to a branch
+    // that moves when the publisher re-uploads.
+    const bool all_exact =
+        std::all_of(e.variants.begin(), e.variants.end(), [](const Variant& v) { return v.size_exact; });
+    EXPECT_EQ(cache::is_commit_hash(e.revision), all_exact) << e.revision;
     int defaults = 0;
     for (const auto& v : e.variants) {
       SCOPED_TRACE(v.file);

@@ -133,7 +133,13 @@ min_ram_bytes = {}
 
 TEST_F(ModelsTest, ListShowsOneRowPerVariantWithSizesRamFitsAndCached)
 {
-  const auto r = models({"list"});
+  // One more entry whose size is only a rounded figure (size_exact = false).
+  const fs::path rounded = tmp->path() / "rounded.toml";
+  write_file(rounded, "[[model]]\nid = \"rounded\"\nhf_repo = \"org/rounded\"\nformat = \"gguf\"\n"
+                      "use_cases = [\"chat\"]\n[[model.variant]]\nquantization = \"Q4_K_M\"\n"
+                      "file = \"rounded.Q4_K_M.gguf\"\nsize_bytes = 813000000\nsize_exact = false\n"
+                      "min_ram_bytes = 1349870912\n");
+  const auto r = models({"list", "--catalog", rounded.string()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("ID"));
   EXPECT_THAT(r.out, HasSubstr("QUANT"));
@@ -143,10 +149,12 @@ TEST_F(ModelsTest, ListShowsOneRowPerVariantWithSizesRamFitsAndCached)
   EXPECT_THAT(r.out, ::testing::ContainsRegex("tiny-chat +Q8_0 "));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("tiny-embed +F32 "));
   // An approximate catalog size (size_exact = false) is marked, an exact one is not.
-  EXPECT_THAT(r.out, ::testing::ContainsRegex("siglip-base-patch16-224 +F32 +~775.3 MiB"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("rounded +Q4_K_M +~775.3 MiB"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("siglip-base-patch16-224 +F32 +775.0 MiB"));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("mistral-7b-instruct-v0.3 +Q5_K_M +4.8 GiB"));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("llama-3.1-8b-instruct +Q8_0 +8.0 GiB"));
   EXPECT_THAT(r.err, HasSubstr("~ = the Hub page's rounded size"));
+  EXPECT_THAT(models({"list"}).err, Not(HasSubstr("~ = "))); // every built-in size is exact
   EXPECT_THAT(r.out, ::testing::ContainsRegex("mistral-7b-instruct-v0.3 +Q8_0 .* no +no\n")); // 9 GB on 4 GB
   EXPECT_THAT(r.err, HasSubstr("This machine: "));
   EXPECT_EQ(total_requests(), 0u); // listing is offline

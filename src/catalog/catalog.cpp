@@ -673,4 +673,22 @@ std::vector<SizeCheck> compare_sizes(const Entry& entry, const std::vector<cache
   return out;
 }
 
+void note_newer_uploads(std::vector<SizeCheck>& checks, const std::vector<cache::TreeFile>& pinned_files,
+                        const std::string& main_commit, const std::vector<cache::TreeFile>& main_files)
+{
+  const auto find = [](const std::vector<cache::TreeFile>& files, const std::string& path) {
+    const auto it = std::find_if(files.begin(), files.end(), [&](const auto& f) { return f.path == path; });
+    return it == files.end() ? nullptr : &*it;
+  };
+  for (auto& c : checks) {
+    const cache::TreeFile* pinned = find(pinned_files, c.path);
+    const cache::TreeFile* now = find(main_files, c.path);
+    if (pinned == nullptr || (now != nullptr && now->etag() == pinned->etag())) {
+      continue; // a drift already, or the same bytes on main
+    }
+    c.newer =
+        SizeCheck::Newer{main_commit, now ? std::optional(now->lfs_size.value_or(now->size)) : std::nullopt};
+  }
+}
+
 } // namespace modelmgr::catalog

@@ -156,10 +156,23 @@ struct SizeCheck {
   std::uint64_t catalog_size = 0;
   std::optional<std::uint64_t> hub_size; // nullopt: the file is not in the Hub's listing
   bool drift() const { return !hub_size || *hub_size != catalog_size; }
+
+  // For an entry pinned to a commit, when `main` has moved to a commit whose file is another blob (a
+  // re-upload) or is gone: that commit and the file's size there (nullopt: not on main). Not a drift.
+  struct Newer {
+    std::string commit;
+    std::optional<std::uint64_t> size;
+  };
+  std::optional<Newer> newer;
 };
 
 // Compares every variant's size_bytes with the size of its file in `hub_files` (a tree listing of the
 // entry's repo at its revision).
 std::vector<SizeCheck> compare_sizes(const Entry& entry, const std::vector<cache::TreeFile>& hub_files);
+
+// Sets `newer` on each check whose file in `main_files` (the listing at `main_commit`) is not the same blob
+// (LFS sha256 or git blob id) as in `pinned_files`, the listing at the entry's pinned commit.
+void note_newer_uploads(std::vector<SizeCheck>& checks, const std::vector<cache::TreeFile>& pinned_files,
+                        const std::string& main_commit, const std::vector<cache::TreeFile>& main_files);
 
 } // namespace modelmgr::catalog

@@ -1,7 +1,8 @@
 // `modelmgr models list|download` (and `recommend`, cmd_models_recommend.cpp): the model catalog.
 //   list [--use-case X] [--fits] [--json] [--refresh]: one row per variant (id, quantization, download
 //     size, RAM needed, fits this machine now, cached); --refresh compares the catalog's sizes with the
-//     Hub's tree listing instead and exits 9 when any drifted.
+//     Hub's tree listing instead and exits 9 when any drifted; for an entry pinned to a commit it also
+//     notes a newer upload of a variant's file on `main` (not a drift).
 //   download ID[:QUANT]: `modelmgr pull` of the entry's repo/revision/files, same progress and checks.
 // The catalog is the built-in one < the user catalog < each --catalog FILE (see docs/catalog.md).
 //
@@ -206,6 +207,23 @@ struct EntryCheck {
   std::optional<ModelManagerError> error;
 };
 
+// For an entry pinned to a commit: whether `main` has moved on to another upload of a variant's file. Only a
+// note, so a repo without a `main` branch (or one that cannot be read) leaves the checks as they are.
+void check_main_for_newer_uploads(hub::HubClient& hub, const hub::RepoId& repo,
+                                  const std::vector<cache::TreeFile>& pinned, EntryCheck& r)
+{
+  try {
+    const std::string main_commit = hub.revision_info(repo, "main").sha;
+    if (main_commit != r.commit) {
+      catalog::note_newer_uploads(r.checks, pinned, main_commit, hub.list_files(repo, main_commit));
+    }
+  } catch (const ModelManagerError& err) {
+    if (err.kind() == ErrorKind::interrupted || cancel_flag().load()) {
+      throw;
+    }
+  }
+}
+
 int run_refresh(const ListArgs& args, const GlobalOptions& global)
 {
   const util::Env& env = util::Env::process();
@@ -230,8 +248,13 @@ int run_refresh(const ListArgs& args, const GlobalOptions& global)
     r.entry = e;
     try {
       const hub::RepoId repo{cache::RepoType::model, e->hf_repo};
-      r.commit = hub::is_commit_hash(e->revision) ? e->revision : hub.revision_info(repo, e->revision).sha;
-      r.checks = catalog::compare_sizes(*e, hub.list_files(repo, r.commit));
+      const bool pinned = hub::is_commit_hash(e->revision);
+      r.commit = pinned ? e->revision : hub.revision_info(repo, e->revision).sha;
+      const auto files = hub.list_files(repo, r.commit);
+      r.checks = catalog::compare_sizes(*e, files);
+      if (pinned) {
+        check_main_for_newer_uploads(hub, repo, files, r);
+      }
     } catch (const ModelManagerError& err) {
       if (err.kind() == ErrorKind::interrupted || cancel_flag().load()) {
         throw;
@@ -243,6 +266,7 @@ int run_refresh(const ListArgs& args, const GlobalOptions& global)
 
   std::size_t files = 0;
   std::size_t drifted = 0;
+  std::size_t newer = 0;
   std::optional<ErrorKind> worst;
   for (const auto& r : results) {
     if (r.error) {
@@ -251,6 +275,7 @@ int run_refresh(const ListArgs& args, const GlobalOptions& global)
     for (const auto& c : r.checks) {
       ++files;
       drifted += c.drift() ? 1 : 0;
+      newer += c.newer ? 1 : 0;
     }
   }
   const int code = worst ? exit_code_for(*worst) : (drifted > 0 ? k_exit_drift : 0);
@@ -267,21 +292,28 @@ int run_refresh(const ListArgs& args, const GlobalOptions& global)
                           {"hint", r.error->hint()}});
       }
       for (const auto& c : r.checks) {
-        checks.push_back({{"id", r.entry->id},
-                          {"quantization", c.quantization},
-                          {"hf_repo", r.entry->hf_repo},
-                          {"revision", r.entry->revision},
-                          {"commit", r.commit},
-                          {"path", c.path},
-                          {"catalog_size", c.catalog_size},
-                          {"hub_size", c.hub_size ? nlohmann::json(*c.hub_size) : nlohmann::json(nullptr)},
-                          {"drift", c.drift()}});
+        checks.push_back(
+            {{"id", r.entry->id},
+             {"quantization", c.quantization},
+             {"hf_repo", r.entry->hf_repo},
+             {"revision", r.entry->revision},
+             {"commit", r.commit},
+             {"path", c.path},
+             {"catalog_size", c.catalog_size},
+             {"hub_size", c.hub_size ? nlohmann::json(*c.hub_size) : nlohmann::json(nullptr)},
+             {"drift", c.drift()},
+             {"newer_on_main",
+              c.newer ? nlohmann::json{{"commit", c.newer->commit},
+                                       {"hub_size", c.newer->size ? nlohmann::json(*c.newer->size)
+                                                                  : nlohmann::json(nullptr)}}
+                      : nlohmann::json(nullptr)}});
       }
     }
     fmt::print("{}\n", nlohmann::json{{"checks", checks},
                                       {"errors", errors},
                                       {"files_checked", files},
                                       {"drifted", drifted},
+                                      {"newer_on_main", newer},
                                       {"exit_code", code}}
                            .dump());
     return code;
@@ -302,9 +334,19 @@ int run_refresh(const ListArgs& args, const GlobalOptions& global)
       } else {
         fmt::print("ok    {} {}: {} bytes\n", spec, c.path, c.catalog_size);
       }
+      if (c.newer && c.newer->size) {
+        fmt::print(
+            "newer {} {}: main ({}) has another upload, {} bytes; to move to it, set revision = \"{}\" "
+            "and size_bytes = {}\n",
+            spec, c.path, c.newer->commit.substr(0, 7), *c.newer->size, c.newer->commit, *c.newer->size);
+      } else if (c.newer) {
+        fmt::print("newer {} {}: no longer on main ({}); the pinned revision still has it\n", spec, c.path,
+                   c.newer->commit.substr(0, 7));
+      }
     }
   }
-  fmt::print("{} file{} checked, {} drifted{}\n", files, files == 1 ? "" : "s", drifted,
+  fmt::print("{} file{} checked, {} drifted{}{}\n", files, files == 1 ? "" : "s", drifted,
+             newer > 0 ? fmt::format(", {} changed on main since the pinned revision", newer) : "",
              worst ? ", some repos could not be listed" : "");
   if (drifted > 0 && !global.quiet) {
     fmt::print(

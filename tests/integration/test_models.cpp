@@ -374,6 +374,10 @@ TEST_F(ModelsTest, AnEntryPinnedToACommitKeepsItsFilesAndSizesWhenMainMoves)
                                 "quantization = \"Q4_K_M\"\nfile = \"tiny-chat.Q4_K_M.gguf\"\n"
                                 "size_bytes = {}\nmin_ram_bytes = {}\n",
                                 k_chat_repo, pinned_sha, old_size, old_size + 1024));
+  // While main is the pinned commit there is nothing newer.
+  auto r = models({"list", "--refresh", "--use-case", "pinned", "--catalog", extra.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("newer")));
   // The publisher re-uploads the file on main, one byte longer.
   emulator::CommitSpec next;
   for (const auto& f : repo(k_chat_repo).main().files) {
@@ -386,10 +390,22 @@ TEST_F(ModelsTest, AnEntryPinnedToACommitKeepsItsFilesAndSizesWhenMainMoves)
   ASSERT_NE(moved, pinned_sha);
   hub->reset_counters();
 
-  // --refresh compares the pinned commit's listing: no drift, although main's file has another size...
-  auto r = models({"list", "--refresh", "--use-case", "pinned", "--catalog", extra.string()});
+  // --refresh compares the pinned commit's listing: no drift, although main's file has another size; the
+  // newer upload is a note that says how to move to it.
+  r = models({"list", "--refresh", "--use-case", "pinned", "--catalog", extra.string()});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("ok    tiny-pinned:Q4_K_M tiny-chat.Q4_K_M.gguf: "));
+  EXPECT_THAT(r.out,
+              HasSubstr(fmt::format("newer tiny-pinned:Q4_K_M tiny-chat.Q4_K_M.gguf: main ({}) has another "
+                                    "upload, {} bytes; to move to it, set revision = \"{}\"",
+                                    moved.substr(0, 7), old_size + 1, moved)));
+  EXPECT_THAT(r.out, HasSubstr("1 file checked, 0 drifted, 1 changed on main since the pinned revision\n"));
+  r = models({"list", "--refresh", "--json", "--use-case", "pinned", "--catalog", extra.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto refreshed = nlohmann::json::parse(r.out);
+  EXPECT_EQ(refreshed["newer_on_main"], 1);
+  EXPECT_EQ(refreshed["checks"][0]["newer_on_main"]["commit"], moved);
+  EXPECT_EQ(refreshed["checks"][0]["newer_on_main"]["hub_size"], old_size + 1);
   // ...while the unpinned entry (revision main) reports the re-upload.
   r = models({"list", "--refresh", "--use-case", "test", "--catalog", extra.string()});
   EXPECT_EQ(r.exit_code, 9) << r.out << r.err;

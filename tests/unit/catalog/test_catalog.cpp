@@ -433,6 +433,33 @@ TEST(CatalogDrift, ComparesEveryVariantFile)
   EXPECT_TRUE(checks[1].drift());
 }
 
+TEST(CatalogDrift, NotesANewerUploadOnMainPerFile)
+{
+  const Catalog c = parse_catalog(k_small, "user.toml");
+  const std::vector<cache::TreeFile> pinned{
+      {"tiny-chat.Q4_K_M.gguf", 1000, "x", std::string(64, 'a'), 1000, {}},
+      {"tiny-chat.Q8_0.gguf", 2000, "z", std::string(64, 'c'), 2000, {}}};
+  auto checks = compare_sizes(c.entries[0], pinned);
+  const std::string main_commit(40, '9');
+  // Q4_K_M re-uploaded (another LFS object, one byte longer); Q8_0 unchanged.
+  note_newer_uploads(checks, pinned, main_commit,
+                     {{"tiny-chat.Q4_K_M.gguf", 1001, "x2", std::string(64, 'b'), 1001, {}},
+                      {"tiny-chat.Q8_0.gguf", 2000, "z", std::string(64, 'c'), 2000, {}}});
+  ASSERT_EQ(checks.size(), 2u);
+  ASSERT_TRUE(checks[0].newer);
+  EXPECT_EQ(checks[0].newer->commit, main_commit);
+  EXPECT_EQ(checks[0].newer->size, 1001u);
+  EXPECT_FALSE(checks[0].drift()); // the pinned size still holds
+  EXPECT_FALSE(checks[1].newer);
+  // A file that main no longer has is noted with no size; one missing at the pinned commit is a drift only.
+  checks = compare_sizes(c.entries[0], {pinned[0]});
+  note_newer_uploads(checks, {pinned[0]}, main_commit, {});
+  ASSERT_TRUE(checks[0].newer);
+  EXPECT_FALSE(checks[0].newer->size);
+  EXPECT_TRUE(checks[1].drift());
+  EXPECT_FALSE(checks[1].newer);
+}
+
 // ---- The built-in catalog -------------------------------------------------------------------------------
 
 TEST(BuiltinCatalog, ParsesAndHoldsEverySeedEntry)

@@ -1121,17 +1121,19 @@ RepoSort parse_repo_sort(std::string_view spec)
   return s;
 }
 
-std::vector<CachedRepo> select_repos(const CacheInfo& info, const std::vector<RepoFilter>& filters,
-                                     const RepoSort& sort, util::SystemTime now)
+std::vector<const CachedRepo*> select_repos(const CacheInfo& info, const std::vector<RepoFilter>& filters,
+                                            const RepoSort& sort, util::SystemTime now)
 {
-  std::vector<CachedRepo> out;
+  std::vector<const CachedRepo*> out;
   for (const auto& r : info.repos) {
     if (std::all_of(filters.begin(), filters.end(),
                     [&](const RepoFilter& f) { return matches(f, r, now); })) {
-      out.push_back(r);
+      out.push_back(&r);
     }
   }
-  const auto less = [&](const CachedRepo& a, const CachedRepo& b) {
+  const auto less = [&](const CachedRepo* pa, const CachedRepo* pb) {
+    const CachedRepo& a = *pa;
+    const CachedRepo& b = *pb;
     switch (sort.key) {
     case RepoSort::Key::size:
       if (a.size_on_disk != b.size_on_disk) {

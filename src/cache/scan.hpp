@@ -136,8 +136,9 @@ struct RepoSort {
 // ConfigurationError (kind usage).
 RepoSort parse_repo_sort(std::string_view spec);
 
-// Returns the repos of `info` that satisfy every filter, in `sort` order (ties broken by ID).
-std::vector<CachedRepo> select_repos(const CacheInfo& info, const std::vector<RepoFilter>& filters,
-                                     const RepoSort& sort, util::SystemTime now);
+// Returns the repos of `info` that satisfy every filter, in `sort` order (ties broken by ID): pointers into
+// `info.repos` (no copies: with per-file lists a large cache's repos are tens of MB).
+std::vector<const CachedRepo*> select_repos(const CacheInfo& info, const std::vector<RepoFilter>& filters,
+                                            const RepoSort& sort, util::SystemTime now);
 
 } // namespace modelmgr::cache

@@ -166,29 +166,30 @@ void run_ls(const CacheLsArgs& args, const GlobalOptions& global)
   }
   std::size_t revisions = 0;
   std::uint64_t size = 0;
-  for (const auto& r : repos) {
-    revisions += r.revisions.size();
-    size += r.size_on_disk;
+  for (const auto* r : repos) {
+    revisions += r->revisions.size();
+    size += r->size_on_disk;
   }
 
   if (global.json) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& r : repos) {
-      list.push_back(to_json(r, args.revisions));
+    // One object, written a repo at a time (keys in nlohmann's sorted order, as one dump() would give):
+    // with --revisions the per-file entries of a large cache make tens of MB of JSON.
+    fmt::print("{{\"cache_dir\":{},\"exists\":{},\"problems\":{},\"repos\":[",
+               nlohmann::json(info.root.string()).dump(), info.exists ? "true" : "false",
+               to_json(info.problems).dump());
+    for (std::size_t i = 0; i < repos.size(); ++i) {
+      fmt::print("{}{}", i == 0 ? "" : ",", to_json(*repos[i], args.revisions).dump());
     }
-    nlohmann::json j = {
-        {"cache_dir", info.root.string()},
-        {"exists", info.exists},
-        {"repos", std::move(list)},
-        {"totals", {{"repos", repos.size()}, {"revisions", revisions}, {"size_on_disk", size}}},
-        {"problems", to_json(info.problems)}};
-    fmt::print("{}\n", j.dump());
+    fmt::print(
+        "],\"totals\":{}}}\n",
+        nlohmann::json{{"repos", repos.size()}, {"revisions", revisions}, {"size_on_disk", size}}.dump());
     return;
   }
 
   std::vector<std::vector<std::string>> rows;
   if (args.revisions) {
-    for (const auto& r : repos) {
+    for (const auto* rp : repos) {
+      const auto& r = *rp;
       for (const auto& rev : r.revisions) {
         rows.push_back({r.display_id(), rev.commit, util::format_size(rev.size_on_disk),
                         std::to_string(rev.nb_files), util::format_time_ago(rev.last_modified, now),
@@ -197,7 +198,8 @@ void run_ls(const CacheLsArgs& args, const GlobalOptions& global)
     }
     print_table({"ID", "REVISION", "SIZE", "FILES", "LAST_MODIFIED", "REFS"}, rows);
   } else {
-    for (const auto& r : repos) {
+    for (const auto* rp : repos) {
+      const auto& r = *rp;
       rows.push_back({r.display_id(), util::format_size(r.size_on_disk), std::to_string(r.nb_files),
                       util::format_time_ago(r.last_accessed, now),
                       util::format_time_ago(r.last_modified, now), refs_text(repo_refs(r))});

@@ -167,6 +167,12 @@ TEST_F(CacheCliTest, EmptyOrMissingCacheIsNotAnError)
   auto r = mm({"cache", "ls", "--cache-dir", (tmp->path() / "nowhere").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("Found 0 repo(s) for a total of 0 revision(s) and 0.0 on disk."));
+  r = mm({"cache", "ls", "--json", "--revisions", "--cache-dir", (tmp->path() / "nowhere").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["exists"], false);
+  EXPECT_EQ(j["repos"], nlohmann::json::array());
+  EXPECT_EQ(j["totals"]["repos"], 0);
 }
 
 TEST_F(CacheCliTest, DuReportsTotalsPerTypeAndFreeSpace)

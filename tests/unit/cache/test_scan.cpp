@@ -569,10 +569,10 @@ TEST(ScanFilter, SortKeysDirectionsAndErrors)
   info.repos.push_back(make_repo("m/one", RepoType::model, 10, now - 3h, now - 1h));
   info.repos.push_back(make_repo("d/two", RepoType::dataset, 30, now - 1h, now - 2h));
   info.repos.push_back(make_repo("m/three", RepoType::model, 20, now - 2h, now - 3h));
-  const auto ids = [](const std::vector<CachedRepo>& v) {
+  const auto ids = [](const std::vector<const CachedRepo*>& v) {
     std::vector<std::string> out;
-    for (const auto& r : v) {
-      out.push_back(r.repo_id);
+    for (const auto* r : v) {
+      out.push_back(r->repo_id);
     }
     return out;
   };

@@ -497,7 +497,9 @@ DeletePlan plan_prune(const CacheInfo& info, const PruneOptions& options)
       continue;
     }
     const auto idx = static_cast<std::size_t>(repo - info.repos.data());
-    pinned_repos.insert(idx);
+    if (pin.keep_repo) {
+      pinned_repos.insert(idx);
+    }
     for (auto& c : match_revision(*repo, pin.revision)) {
       pinned_commits[idx].insert(std::move(c));
     }

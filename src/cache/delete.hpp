@@ -94,11 +94,14 @@ struct DeletePlan {
 // repo or revision and listing what the cache holds; ConfigurationError (usage) for an ambiguous prefix.
 DeletePlan plan_delete(const CacheInfo& info, const std::vector<DeleteTarget>& targets);
 
-// A revision a model-set config needs: prune never deletes it, and never evicts its repo.
+// A revision something needs: prune never deletes it as detached. A model-set config's pins also keep the
+// repo from --keep-under eviction; a catalog entry's pin (keep_repo = false) only keeps the revision it
+// names, which has no ref when it is a commit.
 struct Pin {
   RepoType type = RepoType::model;
   std::string repo_id;
   std::string revision = "main"; // ref name, full or short commit
+  bool keep_repo = true;
 };
 
 struct PruneOptions {

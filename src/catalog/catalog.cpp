@@ -673,6 +673,17 @@ std::vector<SizeCheck> compare_sizes(const Entry& entry, const std::vector<cache
   return out;
 }
 
+std::vector<cache::Pin> revision_pins(const Catalog& catalog)
+{
+  std::vector<cache::Pin> pins;
+  for (const auto& e : catalog.entries) {
+    if (cache::is_commit_hash(e.revision)) {
+      pins.push_back({cache::RepoType::model, e.hf_repo, e.revision, false});
+    }
+  }
+  return pins;
+}
+
 void note_newer_uploads(std::vector<SizeCheck>& checks, const std::vector<cache::TreeFile>& pinned_files,
                         const std::string& main_commit, const std::vector<cache::TreeFile>& main_files)
 {

@@ -7,6 +7,7 @@
 
 #include "modelmgr/errors.hpp"
 
+#include "cache/delete.hpp"
 #include "cache/tree.hpp"
 #include "util/env.hpp"
 
@@ -147,6 +148,10 @@ struct CacheState {
 // snapshot's tree listing `trees/<commit>.json` when present, else exact extra paths only).
 CacheState variant_cache_state(const Entry& entry, const Variant& variant,
                                const std::filesystem::path& cache_root, const util::Env& env);
+
+// The revisions the catalog pins to a commit (`revision` = 40 hex), as prune pins that keep them from being
+// deleted as detached (a download at a commit writes no ref); the repos stay evictable (keep_repo = false).
+std::vector<cache::Pin> revision_pins(const Catalog& catalog);
 
 // ---- Drift against the Hub -------------------------------------------------------------------------------
 

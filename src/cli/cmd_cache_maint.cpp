@@ -11,7 +11,9 @@
 #include "cache/paths.hpp"
 #include "cache/scan.hpp"
 #include "cache/verify.hpp"
+#include "catalog/catalog.hpp"
 #include "cli/cache_maint.hpp"
+#include "cli/catalog_cli.hpp"
 #include "cli/terminal.hpp"
 #include "manager/cache_pins.hpp"
 #include "manager/config.hpp"
@@ -412,6 +414,10 @@ int run_prune(const PruneArgs& a, const GlobalOptions& global)
   }
   if (!a.config.empty()) {
     o.pins = manager::pins_from_config(manager::load_config(a.config));
+  }
+  // A catalog model downloaded at its pinned commit has no ref: keep that revision (docs/cache.md).
+  for (auto& pin : catalog::revision_pins(load_effective_catalog({}, a.config))) {
+    o.pins.push_back(std::move(pin));
   }
   const auto info = scan_cache_root(cache_root_for(a.cache_dir));
   return run_plan(cache::plan_prune(info, o), info, a.dry_run, a.yes, global, lock_timeout);

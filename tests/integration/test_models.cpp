@@ -427,6 +427,43 @@ TEST_F(ModelsTest, AnEntryPinnedToACommitKeepsItsFilesAndSizesWhenMainMoves)
   EXPECT_EQ(j["models"][0]["path"], file.string());
 }
 
+TEST_F(ModelsTest, CachePruneKeepsACatalogModelDownloadedAtItsPinnedCommit)
+{
+  // A user catalog entry pinned to the current commit: its download writes no ref (detached).
+  const std::string sha = repo(k_chat_repo).main().sha;
+  const auto size = hub_size(k_chat_repo, "tiny-chat.Q8_0.gguf");
+  std::string text = read_file(user_catalog());
+  text += fmt::format(
+      "\n[[model]]\nid = \"tiny-pinned\"\nhf_repo = \"{}\"\nrevision = \"{}\"\nformat = \"gguf\"\n"
+      "use_cases = [\"pinned\"]\n[[model.variant]]\nquantization = \"Q8_0\"\n"
+      "file = \"tiny-chat.Q8_0.gguf\"\nsize_bytes = {}\nmin_ram_bytes = {}\n",
+      k_chat_repo, sha, size, size + 1024);
+  write_file(user_catalog(), text);
+  ASSERT_EQ(models({"download", "tiny-pinned", "-q"}).exit_code, 0);
+  const fs::path file = snapshot_file(k_chat_repo, "tiny-chat.Q8_0.gguf");
+  ASSERT_TRUE(fs::exists(file));
+  std::string folder = "models--" + k_chat_repo;
+  folder.replace(folder.find('/'), 1, "--");
+  ASSERT_FALSE(fs::exists(cache / folder / "refs" / "main"));
+
+  const std::map<std::string, std::string> env{{"XDG_CONFIG_HOME", (tmp->path() / "xdg").string()},
+                                               {"HOME", (tmp->path() / "home").string()}};
+  auto r = mm({"cache", "prune", "--dry-run"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("detached")));
+  r = mm({"cache", "prune", "-y"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(fs::exists(file));
+  EXPECT_EQ(list_json()["tiny-pinned:Q8_0"]["cached"], true);
+
+  // Without the catalog entry the same revision is detached, and prune removes it.
+  r = mm({"cache", "prune", "-y"}, {{"XDG_CONFIG_HOME", (tmp->path() / "empty-xdg").string()},
+                                    {"HOME", (tmp->path() / "home").string()}});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("detached"));
+  EXPECT_FALSE(fs::exists(file));
+}
+
 TEST_F(ModelsTest, CatalogOptionOverridesAndInvalidCatalogsAreNamed)
 {
   write_file(user_catalog(),

@@ -1,7 +1,8 @@
 // cache::plan_prune / execute_plan (`modelmgr cache prune`) on hand-built caches: exactly which files remain
 // after removing detached revisions, orphan blobs, old temp files and unheld lock files; young temp files
 // and temp files whose download lock is held stay; pins keep detached revisions; --keep-under evicts the
-// least recently accessed repos first and never a pinned one.
+// least recently accessed repos first and never one a config pins (a catalog's revision pin does not
+// protect the repo).
 
 #include "cache/delete.hpp"
 #include "cache_builder.hpp"
@@ -130,6 +131,23 @@ TEST_F(PruneTest, KeepUnderEvictsLeastRecentlyUsedReposButNeverPinnedOnes)
               ElementsAre("models--org--a/blobs/ea", "models--org--a/refs/main",
                           "models--org--a/snapshots/" + k_c1 + "/w.bin", "models--org--d/blobs/ed",
                           "models--org--d/refs/main", "models--org--d/snapshots/" + k_c1 + "/w.bin"));
+}
+
+TEST_F(PruneTest, ARevisionOnlyPinKeepsTheRevisionButNotTheRepoFromEviction)
+{
+  // A catalog model downloaded at its pinned commit: no ref, so detached. Its pin (keep_repo = false) keeps
+  // the revision from the detached rule, but --keep-under may still evict the whole repo.
+  const std::string f = "models--org--pinned";
+  cb.blob(f, "e1", std::string(100, 'x'));
+  cb.link(f, k_c2, "w.gguf", "e1");
+  PruneOptions o;
+  o.pins.push_back({RepoType::model, "org/pinned", k_c2, false});
+  EXPECT_TRUE(plan_prune(scan_cache(cb.root()), o).repos.empty());
+  o.keep_under = 50;
+  const auto plan = plan_prune(scan_cache(cb.root()), o);
+  ASSERT_EQ(plan.repos.size(), 1u);
+  EXPECT_TRUE(plan.repos[0].whole_repo);
+  EXPECT_THAT(plan.repos[0].reasons, ElementsAre("least recently used"));
 }
 
 TEST_F(PruneTest, KeepUnderCountsWhatDetachedRevisionsAlreadyFree)

@@ -460,6 +460,21 @@ TEST(CatalogDrift, NotesANewerUploadOnMainPerFile)
   EXPECT_FALSE(checks[1].newer);
 }
 
+TEST(CatalogPins, OneRevisionPinPerEntryPinnedToACommit)
+{
+  const Catalog c = builtin_catalog();
+  const auto pins = revision_pins(c);
+  EXPECT_EQ(pins.size(), c.entries.size()); // every built-in entry is pinned to a commit
+  for (std::size_t i = 0; i < pins.size(); ++i) {
+    EXPECT_EQ(pins[i].type, cache::RepoType::model);
+    EXPECT_EQ(pins[i].repo_id, c.entries[i].hf_repo);
+    EXPECT_EQ(pins[i].revision, c.entries[i].revision);
+    EXPECT_FALSE(pins[i].keep_repo);
+  }
+  // An entry that follows a branch has a ref to keep it: no pin.
+  EXPECT_TRUE(revision_pins(parse_catalog(k_small, "user.toml")).empty());
+}
+
 // ---- The built-in catalog -------------------------------------------------------------------------------
 
 TEST(BuiltinCatalog, ParsesAndHoldsEverySeedEntry)

@@ -123,11 +123,16 @@ min_ram_bytes = {}
     return by_spec;
   }
 
-  fs::path snapshot_file(const std::string& repo_id, const std::string& path) const
+  fs::path repo_dir(const std::string& repo_id) const
   {
     std::string folder = "models--" + repo_id;
     folder.replace(folder.find('/'), 1, "--");
-    return cache / folder / "snapshots" / repo(repo_id).main().sha / path;
+    return cache / folder;
+  }
+
+  fs::path snapshot_file(const std::string& repo_id, const std::string& path) const
+  {
+    return repo_dir(repo_id) / "snapshots" / repo(repo_id).main().sha / path;
   }
 };
 
@@ -414,9 +419,7 @@ TEST_F(ModelsTest, AnEntryPinnedToACommitKeepsItsFilesAndSizesWhenMainMoves)
   // The download fetches the pinned commit's bytes into its snapshot, and the cached column follows it.
   r = models({"download", "tiny-pinned", "-q", "--catalog", extra.string()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  std::string folder = "models--" + k_chat_repo;
-  folder.replace(folder.find('/'), 1, "--");
-  const fs::path file = cache / folder / "snapshots" / pinned_sha / "tiny-chat.Q4_K_M.gguf";
+  const fs::path file = repo_dir(k_chat_repo) / "snapshots" / pinned_sha / "tiny-chat.Q4_K_M.gguf";
   EXPECT_EQ(r.out, file.string() + "\n");
   EXPECT_EQ(read_file(file), old_bytes);
   r = models({"list", "--json", "--use-case", "pinned", "--catalog", extra.string()});
@@ -442,9 +445,7 @@ TEST_F(ModelsTest, CachePruneKeepsACatalogModelDownloadedAtItsPinnedCommit)
   ASSERT_EQ(models({"download", "tiny-pinned", "-q"}).exit_code, 0);
   const fs::path file = snapshot_file(k_chat_repo, "tiny-chat.Q8_0.gguf");
   ASSERT_TRUE(fs::exists(file));
-  std::string folder = "models--" + k_chat_repo;
-  folder.replace(folder.find('/'), 1, "--");
-  ASSERT_FALSE(fs::exists(cache / folder / "refs" / "main"));
+  ASSERT_FALSE(fs::exists(repo_dir(k_chat_repo) / "refs" / "main"));
 
   const std::map<std::string, std::string> env{{"XDG_CONFIG_HOME", (tmp->path() / "xdg").string()},
                                                {"HOME", (tmp->path() / "home").string()}};

@@ -80,8 +80,10 @@ TEST_F(TransferTest, FileLargerThanTwoToThe31Bytes)
   EXPECT_EQ(tail, f->read(size - tail.size(), tail.size()));
   // No chunk started again from its beginning. The server's count may exceed the size by what was already
   // in the socket when a slow chunk was split or a stalled one cancelled (a loaded CI machine does both), but
-  // never by a whole default chunk (64 MiB), let alone the file.
-  EXPECT_GE(counters().body_bytes_total, size);
+  // never by a whole default chunk (64 MiB), let alone the file. It may also fall short by one 1 MiB body
+  // write per connection (8): a connection the client closes once its split chunk is done has its last write
+  // counted back by the emulator although the client used part of it. The bytes are checked by the hash.
+  EXPECT_GE(counters().body_bytes_total + (8ull << 20), size);
   EXPECT_LT(counters().body_bytes_total, size + (64ull << 20));
 }
 

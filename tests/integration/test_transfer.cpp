@@ -152,7 +152,10 @@ TEST_F(TransferTest, HostThatPushesBackGetsFewerConnections)
 TEST_F(TransferTest, SlowLastChunkIsSplitForIdleConnections)
 {
   auto big = repo("test-org/tiny-model").resolve("main")->find("weights/big.bin");
-  const std::uint64_t last_start = 288ull << 20; // chunks of 32 MiB: the last one is [288 MiB, 300 MiB)
+  // Chunks of 64 MiB: five for eight connections, the last one [256 MiB, 300 MiB). Three connections are idle
+  // from the start, so the split does not depend on how fast the other chunks finish on a loaded machine
+  // (with a short last chunk it had to happen before the slow one fell under two minimum pieces).
+  const std::uint64_t last_start = 256ull << 20;
   emulator::FaultSpec slow;
   slow.kind = emulator::FaultSpec::Kind::throttle;
   slow.path_contains = "weights/big.bin";
@@ -160,7 +163,7 @@ TEST_F(TransferTest, SlowLastChunkIsSplitForIdleConnections)
   slow.bytes_per_sec = 2'000'000;
   slow.times = 1;
   hub->add_fault(slow);
-  auto r = mm({"pull", "test-org/tiny-model", "weights/big.bin", "--chunk-size", "32MiB"});
+  auto r = mm({"pull", "test-org/tiny-model", "weights/big.bin", "--chunk-size", "64MiB"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(fs::file_size(cache / "models--test-org--tiny-model" / "blobs" / big->sha256()), big->size());
   // The throttled request kept only the start of the last chunk; other connections took the rest.

@@ -29,8 +29,8 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers; // "Name: value"
   std::string body;                 // POST body
-  long timeout_ms = 20000;
-  CURL* reuse = nullptr; // an easy handle to reuse (keeps its connection alive), or null
+  long timeout_ms = 120000; // a safety net against a hung test, not a limit: a loaded CI machine is slow
+  CURL* reuse = nullptr;    // an easy handle to reuse (keeps its connection alive), or null
 };
 
 HttpResult http(const HttpRequest& request);

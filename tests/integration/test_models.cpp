@@ -89,6 +89,16 @@ min_ram_bytes = {}
 
   fs::path user_catalog() const { return tmp->path() / "xdg" / "modelmgr" / "catalog.toml"; }
 
+  // A catalog entry "tiny-pinned" (use case "pinned"): one variant of the chat repo, pinned to `sha`.
+  static std::string pinned_entry(const std::string& sha, const std::string& quantization,
+                                  const std::string& file, std::uint64_t size)
+  {
+    return fmt::format("[[model]]\nid = \"tiny-pinned\"\nhf_repo = \"{}\"\nrevision = \"{}\"\n"
+                       "format = \"gguf\"\nuse_cases = [\"pinned\"]\n[[model.variant]]\n"
+                       "quantization = \"{}\"\nfile = \"{}\"\nsize_bytes = {}\nmin_ram_bytes = {}\n",
+                       k_chat_repo, sha, quantization, file, size, size + 1024);
+  }
+
   // A machine with 4 GiB RAM (3 GiB available), no cgroup limit, no GPU.
   fs::path fake_machine() const
   {
@@ -374,11 +384,7 @@ TEST_F(ModelsTest, AnEntryPinnedToACommitKeepsItsFilesAndSizesWhenMainMoves)
   const auto old_size = hub_size(k_chat_repo, "tiny-chat.Q4_K_M.gguf");
   const std::string old_bytes = repo(k_chat_repo).main().find("tiny-chat.Q4_K_M.gguf")->content();
   const fs::path extra = tmp->path() / "pinned.toml";
-  write_file(extra, fmt::format("[[model]]\nid = \"tiny-pinned\"\nhf_repo = \"{}\"\nrevision = \"{}\"\n"
-                                "format = \"gguf\"\nuse_cases = [\"pinned\"]\n[[model.variant]]\n"
-                                "quantization = \"Q4_K_M\"\nfile = \"tiny-chat.Q4_K_M.gguf\"\n"
-                                "size_bytes = {}\nmin_ram_bytes = {}\n",
-                                k_chat_repo, pinned_sha, old_size, old_size + 1024));
+  write_file(extra, pinned_entry(pinned_sha, "Q4_K_M", "tiny-chat.Q4_K_M.gguf", old_size));
   // While main is the pinned commit there is nothing newer.
   auto r = models({"list", "--refresh", "--use-case", "pinned", "--catalog", extra.string()});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -435,13 +441,8 @@ TEST_F(ModelsTest, CachePruneKeepsACatalogModelDownloadedAtItsPinnedCommit)
   // A user catalog entry pinned to the current commit: its download writes no ref (detached).
   const std::string sha = repo(k_chat_repo).main().sha;
   const auto size = hub_size(k_chat_repo, "tiny-chat.Q8_0.gguf");
-  std::string text = read_file(user_catalog());
-  text += fmt::format(
-      "\n[[model]]\nid = \"tiny-pinned\"\nhf_repo = \"{}\"\nrevision = \"{}\"\nformat = \"gguf\"\n"
-      "use_cases = [\"pinned\"]\n[[model.variant]]\nquantization = \"Q8_0\"\n"
-      "file = \"tiny-chat.Q8_0.gguf\"\nsize_bytes = {}\nmin_ram_bytes = {}\n",
-      k_chat_repo, sha, size, size + 1024);
-  write_file(user_catalog(), text);
+  write_file(user_catalog(),
+             read_file(user_catalog()) + "\n" + pinned_entry(sha, "Q8_0", "tiny-chat.Q8_0.gguf", size));
   ASSERT_EQ(models({"download", "tiny-pinned", "-q"}).exit_code, 0);
   const fs::path file = snapshot_file(k_chat_repo, "tiny-chat.Q8_0.gguf");
   ASSERT_TRUE(fs::exists(file));

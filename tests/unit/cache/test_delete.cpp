@@ -15,8 +15,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace modelmgr::cache {
 namespace {
@@ -160,54 +158,10 @@ TEST_F(DeleteTest, UnknownTargetsAreErrorsListingWhatExists)
   EXPECT_EQ(cb.files(), before); // nothing touched
 }
 
-// Holds `lock_path` in a forked child until told to let go: flock locks belong to the open file
-// description, so only another process shows what a concurrent download looks like.
-class LockHolderProcess {
-public:
-  explicit LockHolderProcess(const fs::path& lock_path)
-  {
-    int ready[2];
-    int release[2];
-    if (::pipe(ready) != 0 || ::pipe(release) != 0) {
-      throw std::runtime_error("pipe");
-    }
-    m_pid = ::fork();
-    if (m_pid == 0) {
-      ::close(ready[0]);
-      ::close(release[1]);
-      util::FileLock lock(lock_path);
-      const char ok = lock.try_lock() ? '1' : '0';
-      (void)::write(ready[1], &ok, 1);
-      char c = 0;
-      (void)::read(release[0], &c, 1);
-      lock.unlock();
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    ::close(release[0]);
-    m_release = release[1];
-    char ok = 0;
-    m_locked = ::read(ready[0], &ok, 1) == 1 && ok == '1';
-    ::close(ready[0]);
-  }
-  ~LockHolderProcess()
-  {
-    ::close(m_release); // EOF lets the child go
-    int status = 0;
-    ::waitpid(m_pid, &status, 0);
-  }
-  bool locked() const { return m_locked; }
-
-private:
-  pid_t m_pid = -1;
-  int m_release = -1;
-  bool m_locked = false;
-};
-
 TEST_F(DeleteTest, BlobWhoseLockIsHeldIsSkippedAndReported)
 {
   const auto p = plan({"org/name@v1.0"});
-  LockHolderProcess holder(cb.root() / ".locks" / k_folder / "e3.lock");
+  test::LockHolderChild holder(cb.root() / ".locks" / k_folder / "e3.lock");
   ASSERT_TRUE(holder.locked());
   const auto report = execute_plan(p);
   ASSERT_EQ(report.in_use.size(), 1u);
@@ -224,7 +178,7 @@ TEST_F(DeleteTest, WholeRepoWithAHeldLockIsDeletedPieceByPieceAroundIt)
 {
   write_file(cb.repo(k_folder) / "blobs" / "e4.incomplete", "partial");
   const auto p = plan({"org/name"});
-  LockHolderProcess holder(cb.root() / ".locks" / k_folder / "e3.lock");
+  test::LockHolderChild holder(cb.root() / ".locks" / k_folder / "e3.lock");
   ASSERT_TRUE(holder.locked());
   const auto report = execute_plan(p);
   ASSERT_EQ(report.in_use.size(), 1u);

@@ -37,6 +37,7 @@ struct ModelSpec {
   std::vector<std::string> files;   // names or globs; empty = whole repo
   std::vector<std::string> exclude; // globs
   std::optional<std::string> local_dir;
+  bool local_dir_hardlink = false; // `local_dir_link: hardlink`: see PullOptions::local_dir_hardlink
   std::map<std::string, std::string> sha256; // repo path -> lower-case 64-hex pinned hash
   std::string description;
   int source_line = 0; // 1-based line of the entry in its file (0 if unknown)

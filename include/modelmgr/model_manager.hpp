@@ -138,7 +138,8 @@ struct RepairResult {
   std::string id;
   std::vector<std::string> repaired; // repo paths pulled again
   bool ok = false;
-  std::string reason; // when not ok
+  std::string reason;       // when not ok
+  bool interrupted = false; // not ok because the cancel flag stopped it (Ctrl-C)
 };
 
 struct CleanResult {

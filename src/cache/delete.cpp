@@ -2,6 +2,7 @@
 
 #include "modelmgr/errors.hpp"
 
+#include "cache/repo_cache.hpp"
 #include "util/lock.hpp"
 
 #include <algorithm>
@@ -103,7 +104,8 @@ RepoDeletion make_repo_deletion(const CachedRepo& repo, const fs::path& root,
   d.display_id = repo.display_id();
   d.folder = repo.folder;
   d.path = repo.path;
-  d.lock_dir = root / ".locks" / repo.folder;
+  d.cache_root = root;
+  d.lock_dir = lock_dir(root, repo.folder);
   d.whole_repo = whole;
   for (const auto& [commit, reason] : commits) {
     d.commits.push_back(commit);
@@ -185,7 +187,7 @@ public:
     }
     for (const auto* d : piecewise) {
       for (const auto& b : d->blobs) {
-        remove_locked(b.path, d->lock_dir / (b.etag + ".lock"), b.size);
+        remove_locked(b.path, lock_path(d->cache_root, d->folder, b.etag), b.size);
       }
     }
     for (const auto& t : plan.temp_files) {
@@ -595,7 +597,10 @@ DeletePlan plan_prune(const CacheInfo& info, const PruneOptions& options)
     if (!p.repo.empty() && p.path.parent_path().filename() == "blobs" && name.ends_with(".incomplete")) {
       // blobs/<etag>.incomplete (Python), <etag>.modelmgr[.state].incomplete (modelmgr): the etag is the
       // part before the first dot, and its download lock guards the file.
-      t.lock = info.root / ".locks" / p.repo / (name.substr(0, name.find('.')) + ".lock");
+      const std::string etag = name.substr(0, name.find('.'));
+      if (!etag_error(etag)) {
+        t.lock = lock_path(info.root, p.repo, etag);
+      }
     }
     plan.temp_files.push_back(std::move(t));
   }

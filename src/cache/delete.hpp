@@ -61,7 +61,8 @@ struct RepoDeletion {
   std::string display_id; // "model/org/name"
   std::string folder;     // "models--org--name"
   std::filesystem::path path;
-  std::filesystem::path lock_dir;   // <cache>/.locks/<folder>
+  std::filesystem::path cache_root;
+  std::filesystem::path lock_dir;   // lock_dir(cache_root, folder): <cache>/.locks/<folder>
   bool whole_repo = false;          // every revision selected: the folder goes
   std::vector<std::string> commits; // the revisions deleted, sorted
   std::vector<std::string> reasons; // why (prune: "detached", "least recently used"), parallel to commits

@@ -166,11 +166,10 @@ util::LinkMethod export_file(const fs::path& source, const fs::path& local_dir, 
 {
   const fs::path target = local_file_path(local_dir, repo_path);
   util::create_directories(target.parent_path());
-  if (mode == ExportMode::copy) {
-    util::copy_file_atomic(source, target);
-    return util::LinkMethod::copy;
+  if (mode == ExportMode::hardlink) {
+    return util::hardlink_or_copy(source, target);
   }
-  return util::hardlink_or_copy(source, target);
+  return util::clone_or_copy(source, target);
 }
 
 void write_local_tree_cache(const fs::path& local_dir, std::string_view commit,

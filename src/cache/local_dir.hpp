@@ -58,16 +58,19 @@ std::string format_local_metadata(std::string_view commit, std::string_view etag
 std::optional<LocalFileMetadata> parse_local_metadata(std::string_view text);
 
 enum class ExportMode {
-  // A hard link to the cache blob where the filesystem allows (no extra space), else a copy. Editing the
-  // exported file in place would then also change the cache blob: use `copy` for folders people edit.
-  hardlink_or_copy,
+  // An independent file: a reflink (copy-on-write clone) where the filesystem supports it, else a copy.
+  // Editing the exported file never changes the cache blob (people edit configs and tokenizers).
   copy,
+  // A hard link to the cache blob where the filesystem allows (no extra space, no time), else a copy.
+  // The exported file then IS the blob: editing it in place edits the cache for every project using it.
+  hardlink,
 };
 // Places `source` (a cache blob or a downloaded file) at <local_dir>/<repo_path> as a plain file,
-// atomically (temp + rename; an existing file is replaced), creating parent folders. Returns the method
-// used. Throws std::invalid_argument for an unsafe repo_path, std::system_error on I/O errors.
+// atomically (temp + fsync + checked close + rename; an existing file is replaced), creating parent
+// folders. Returns the method used. Throws std::invalid_argument for an unsafe repo_path,
+// std::system_error on I/O errors.
 util::LinkMethod export_file(const std::filesystem::path& source, const std::filesystem::path& local_dir,
-                             std::string_view repo_path, ExportMode mode = ExportMode::hardlink_or_copy);
+                             std::string_view repo_path, ExportMode mode = ExportMode::copy);
 
 // Writes / reads the tree cache under <local_dir>/.cache/huggingface/trees/ (same format as the cache's).
 void write_local_tree_cache(const std::filesystem::path& local_dir, std::string_view commit,

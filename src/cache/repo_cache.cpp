@@ -91,6 +91,17 @@ std::optional<std::string> etag_error(std::string_view etag)
   return std::nullopt;
 }
 
+fs::path lock_path(const fs::path& cache_root, std::string_view repo_folder, std::string_view etag)
+{
+  require_etag(etag);
+  return lock_dir(cache_root, repo_folder) / (std::string(etag) + ".lock");
+}
+
+fs::path lock_dir(const fs::path& cache_root, std::string_view repo_folder)
+{
+  return cache_root / ".locks" / std::string(repo_folder);
+}
+
 bool write_cachedir_tag_if_missing(const fs::path& dir) noexcept
 {
   try {
@@ -180,8 +191,7 @@ fs::path RepoCache::no_exist_path(std::string_view commit, std::string_view repo
 
 fs::path RepoCache::lock_path(std::string_view etag) const
 {
-  require_etag(etag);
-  return m_root / ".locks" / m_folder / (std::string(etag) + ".lock");
+  return cache::lock_path(m_root, m_folder, etag);
 }
 
 fs::path RepoCache::tree_cache_path(std::string_view commit) const
@@ -197,7 +207,6 @@ void RepoCache::ensure_layout() const
   util::create_directories(blobs_dir());
   util::create_directories(snapshots_dir());
   util::create_directories(refs_dir());
-  write_cachedir_tag_if_missing(m_root);
 }
 
 // ---- refs ----
@@ -254,32 +263,78 @@ bool RepoCache::has_blob(std::string_view etag, std::optional<std::uint64_t> exp
   return !expected_size || static_cast<std::uint64_t>(st.st_size) == *expected_size;
 }
 
-fs::path RepoCache::commit_blob(const fs::path& temp_path, std::string_view etag,
-                                util::DirSyncBatch* dir_sync) const
+int RepoCache::open_incomplete(std::string_view etag) const
 {
-  const fs::path target = blob_path(etag);
-  util::create_directories(blobs_dir());
-  const int fd = ::open(temp_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  const fs::path temp = incomplete_path(etag);
+  const int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
-    throw util::make_fs_error(errno, "open", temp_path);
+    const int err = errno;
+    if (err == ELOOP) {
+      throw util::make_fs_error(
+          err, "refusing to write through a symbolic link planted at the temporary file", temp);
+    }
+    throw util::make_fs_error(err, "create", temp);
   }
-  // The writer may have created the temp with 0600 (mkstemp) or under another umask: blobs get the mode
-  // a plain new file gets here, so a shared cache stays readable by the group when the umask says so.
-  const mode_t mode = util::default_file_mode(blobs_dir());
-  if (::fsync(fd) != 0 || ::fchmod(fd, mode) != 0) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    throw util::make_fs_error(err, "fsync/chmod", temp_path);
+    throw util::make_fs_error(err, "stat", temp);
   }
-  ::close(fd);
-  if (::rename(temp_path.c_str(), target.c_str()) != 0) {
-    throw util::make_fs_error(errno, "rename '" + temp_path.string() + "' to", target);
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw util::make_fs_error(EINVAL, "refusing to use the temporary file (not a regular file)", temp);
   }
-  if (dir_sync) {
-    dir_sync->add(blobs_dir());
-  } else {
-    util::fsync_dir(blobs_dir());
+  return fd;
+}
+
+std::optional<std::uint64_t> RepoCache::adopt_foreign_incomplete(std::string_view etag,
+                                                                 std::uint64_t expected_size) const
+{
+  require_etag(etag);
+  const fs::path foreign = blobs_dir() / (std::string(etag) + ".incomplete");
+  struct stat st {};
+  if (::lstat(foreign.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return std::nullopt;
+    }
+    throw util::make_fs_error(errno, "stat", foreign);
   }
+  struct stat ours {};
+  const bool keep = S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) <= expected_size &&
+                    ::lstat(resume_state_path(etag).c_str(), &ours) != 0;
+  if (!keep) {
+    // unlink() removes a symlink itself, never its target.
+    if (::unlink(foreign.c_str()) != 0 && errno != ENOENT) {
+      throw util::make_fs_error(errno, "remove", foreign);
+    }
+    return std::nullopt;
+  }
+  const fs::path temp = incomplete_path(etag);
+  if (::rename(foreign.c_str(), temp.c_str()) != 0) {
+    throw util::make_fs_error(errno, "rename '" + foreign.string() + "' to", temp);
+  }
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+fs::path RepoCache::commit_blob(int fd, const fs::path& temp_path, std::string_view etag,
+                                util::DirSyncBatch* dir_sync) const
+{
+  fs::path target;
+  try {
+    target = blob_path(etag);
+    util::create_directories(blobs_dir());
+    // The writer may have created the temp with 0600 (mkstemp) or under another umask: blobs get the mode
+    // a plain new file gets here, so a shared cache stays readable by the group when the umask says so.
+    const mode_t mode = util::default_file_mode(blobs_dir());
+    if (::fchmod(fd, mode) != 0) {
+      throw util::make_fs_error(errno, "chmod", temp_path);
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  util::commit_fd(fd, temp_path, target, dir_sync);
   return target;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // One repo inside a Hugging Face cache directory, laid out exactly as huggingface_hub does (see
 // hub-protocol.md §4):
-//   <cache>/CACHEDIR.TAG
+//   <cache>/CACHEDIR.TAG                                (written by Python >= 1.9, never by us)
 //   <cache>/.locks/<folder>/<etag>.lock
 //   <cache>/<folder>/blobs/<etag>                       (+ <etag>.modelmgr[.state].incomplete while
 //   downloading) <cache>/<folder>/refs/<revision>                    40-hex commit, no trailing newline
@@ -74,8 +74,9 @@ public:
   std::filesystem::path tree_cache_path(std::string_view commit) const;
 
   // ---- layout ----
-  // Creates blobs/, snapshots/, refs/ (an empty refs/ keeps huggingface.js's scanner happy) and
-  // <cache>/CACHEDIR.TAG if missing (a tag that cannot be written is skipped). Throws std::system_error.
+  // Creates blobs/, snapshots/, refs/ (an empty refs/ keeps huggingface.js's scanner happy). No
+  // CACHEDIR.TAG in the cache root: huggingface_hub < 1.9 reports it as a broken repo on every scan.
+  // Throws std::system_error.
   void ensure_layout() const;
 
   // ---- refs ----
@@ -92,11 +93,23 @@ public:
   // ---- blobs ----
   // Returns true if blobs/<etag> is a regular file (of `expected_size` bytes when given).
   bool has_blob(std::string_view etag, std::optional<std::uint64_t> expected_size = std::nullopt) const;
-  // Moves the verified file `temp_path` (same filesystem) to blobs/<etag>: fsync, chmod to the directory's
-  // default file mode (0666 & ~umask, as Python does), rename, fsync blobs/. Returns the blob path.
-  // Throws std::system_error; `temp_path` is left in place on failure.
-  // With `dir_sync`, the fsync of blobs/ is left to the batch.
-  std::filesystem::path commit_blob(const std::filesystem::path& temp_path, std::string_view etag,
+  // Opens (creating it if missing) incomplete_path(etag) for reading and writing, never through a symlink
+  // (O_NOFOLLOW) and only if it is a regular file: in a group-shared cache a link planted there would make
+  // a download overwrite its target. Returns the descriptor. Throws std::system_error naming the path
+  // (ELOOP: "it is a symbolic link").
+  int open_incomplete(std::string_view etag) const;
+  // Takes over a download the Python client (huggingface_hub 0.x) left as blobs/<etag>.incomplete: renames
+  // it to incomplete_path(etag) and returns its length, the prefix to resume from (the final hash check
+  // vouches for those bytes). The stray file is removed instead (nullopt) when it is larger than
+  // `expected_size`, not a regular file, or when our own temp file has resume state. Call it holding the
+  // blob's lock. Returns nullopt when there is no such file. Throws std::system_error.
+  std::optional<std::uint64_t> adopt_foreign_incomplete(std::string_view etag,
+                                                        std::uint64_t expected_size) const;
+  // Moves the verified file `temp_path`, written through `fd`, to blobs/<etag>: chmod to the directory's
+  // default file mode (0666 & ~umask, as Python does), then util::commit_fd (fsync of `fd`, checked close,
+  // rename, fsync of blobs/ or `dir_sync`). `fd` is closed in every case. Returns the blob path. Throws
+  // std::system_error; `temp_path` is left in place on failure.
+  std::filesystem::path commit_blob(int fd, const std::filesystem::path& temp_path, std::string_view etag,
                                     util::DirSyncBatch* dir_sync = nullptr) const;
 
   // ---- snapshots ----
@@ -138,6 +151,14 @@ private:
 // Returns why `etag` cannot name a blob file, or nullopt: it must be non-empty, at most 255 bytes, of
 // [A-Za-z0-9._+=-] and not start with ".".
 std::optional<std::string> etag_error(std::string_view etag);
+
+// Returns <cache_root>/.locks/<repo_folder>/<etag>.lock: the download lock of a blob, exactly where the
+// Python client puts it. The one spelling of that path: pull, rm, prune and repair must agree on it, or a
+// deletion could race a download. Throws std::invalid_argument for an etag that is not a plain file name.
+std::filesystem::path lock_path(const std::filesystem::path& cache_root, std::string_view repo_folder,
+                                std::string_view etag);
+// Returns <cache_root>/.locks/<repo_folder>: the folder holding a repo's lock_path()s.
+std::filesystem::path lock_dir(const std::filesystem::path& cache_root, std::string_view repo_folder);
 
 // Writes `dir`/CACHEDIR.TAG with k_cachedir_tag if no such file exists. Returns true if written; failures
 // are swallowed (returns false) because the tag only helps backup tools.

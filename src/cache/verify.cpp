@@ -1,12 +1,20 @@
 #include "cache/verify.hpp"
 
+#include "util/fs.hpp"
 #include "util/hash.hpp"
 
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <thread>
 #include <tuple>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace modelmgr::cache {
 
@@ -21,6 +29,44 @@ struct Job {
   std::uint64_t size = 0;
   std::vector<BlobUser> users;
 };
+
+// Hashes `file` as hasher_for_etag() would, checking `cancel` between reads so that Ctrl-C on a verify of
+// a 100 GB blob stops within one read. Returns nullopt when cancelled. Throws std::system_error.
+std::optional<std::string> hash_blob(const fs::path& file, const std::string& etag,
+                                     const std::atomic<bool>* cancel)
+{
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw util::make_fs_error(errno, "open", file);
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    throw util::make_fs_error(errno, "stat", file);
+  }
+  util::Hasher h = util::hasher_for_etag(etag, static_cast<std::uint64_t>(st.st_size));
+  std::vector<char> buf(4 << 20);
+  for (;;) {
+    if (cancel != nullptr && cancel->load()) {
+      return std::nullopt;
+    }
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw util::make_fs_error(errno, "read", file);
+    }
+    if (n == 0) {
+      break;
+    }
+    h.update(std::span<const char>(buf.data(), static_cast<std::size_t>(n)));
+  }
+  return h.hex_digest();
+}
 
 } // namespace
 
@@ -76,7 +122,11 @@ VerifyReport verify_blobs(const CacheInfo& info, const std::vector<const CachedR
       CorruptBlob bad;
       bool ok = false;
       try {
-        bad.actual = util::hash_file_for_etag(j.blob, j.etag);
+        const auto actual = hash_blob(j.blob, j.etag, cancel);
+        if (!actual) {
+          return; // interrupted: this blob was not checked, so it is neither counted nor reported
+        }
+        bad.actual = *actual;
         ok = bad.actual == j.etag;
         bad.reason =
             util::etag_kind(j.etag) == util::EtagKind::sha256 ? "sha256 mismatch" : "git sha1 mismatch";

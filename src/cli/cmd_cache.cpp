@@ -174,15 +174,27 @@ void run_ls(const CacheLsArgs& args, const GlobalOptions& global)
   if (global.json) {
     // One object, written a repo at a time (keys in nlohmann's sorted order, as one dump() would give):
     // with --revisions the per-file entries of a large cache make tens of MB of JSON.
+    // Unused lock files are no problem (Python leaves one per blob; the text output calls them harmless):
+    // they are counted apart, so a script checking `problems` sees only what needs attention.
+    std::vector<cache::CacheProblem> problems;
+    std::size_t unused_locks = 0;
+    for (const auto& p : info.problems) {
+      if (p.kind == cache::ProblemKind::stale_lock) {
+        ++unused_locks;
+      } else {
+        problems.push_back(p);
+      }
+    }
     fmt::print("{{\"cache_dir\":{},\"exists\":{},\"problems\":{},\"repos\":[",
                nlohmann::json(info.root.string()).dump(), info.exists ? "true" : "false",
-               to_json(info.problems).dump());
+               to_json(problems).dump());
     for (std::size_t i = 0; i < repos.size(); ++i) {
       fmt::print("{}{}", i == 0 ? "" : ",", to_json(*repos[i], args.revisions).dump());
     }
     fmt::print(
-        "],\"totals\":{}}}\n",
-        nlohmann::json{{"repos", repos.size()}, {"revisions", revisions}, {"size_on_disk", size}}.dump());
+        "],\"totals\":{},\"unused_locks\":{}}}\n",
+        nlohmann::json{{"repos", repos.size()}, {"revisions", revisions}, {"size_on_disk", size}}.dump(),
+        unused_locks);
     return;
   }
 

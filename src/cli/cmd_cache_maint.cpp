@@ -9,6 +9,7 @@
 #include "cache/delete.hpp"
 #include "cache/locks.hpp"
 #include "cache/paths.hpp"
+#include "cache/repo_cache.hpp"
 #include "cache/scan.hpp"
 #include "cache/verify.hpp"
 #include "catalog/catalog.hpp"
@@ -437,7 +438,7 @@ std::string repair_blob(const cache::CorruptBlob& bad, const cache::CacheInfo& i
                         const GlobalOptions& global, std::chrono::milliseconds lock_timeout)
 {
   {
-    const fs::path lock_path = root / ".locks" / bad.folder / (bad.etag + ".lock");
+    const fs::path lock_path = cache::lock_path(root, bad.folder, bad.etag);
     util::FileLock lock(lock_path);
     bool got = lock.try_lock();
     if (!got && lock_timeout > std::chrono::milliseconds::zero() && !cancel_flag().load()) {
@@ -458,6 +459,10 @@ std::string repair_blob(const cache::CorruptBlob& bad, const cache::CacheInfo& i
                   ? fmt::format(" (still held after waiting {} s)",
                                 std::chrono::duration_cast<std::chrono::seconds>(lock_timeout).count())
                   : std::string("; try again later, or wait for it with --lock-timeout"));
+    }
+    // Only ever a blob of this repo inside the cache, whatever a snapshot link pointed at.
+    if (bad.blob_path.parent_path() != root / bad.folder / "blobs") {
+      return "not deleted: " + bad.blob_path.string() + " is not a blob inside the cache";
     }
     std::error_code ec;
     fs::remove(bad.blob_path, ec);
@@ -488,6 +493,9 @@ std::string repair_blob(const cache::CorruptBlob& bad, const cache::CacheInfo& i
     try {
       (void)pull(o);
     } catch (const ModelManagerError& e) {
+      if (e.kind() == ErrorKind::interrupted || cancel_flag().load()) {
+        throw; // Ctrl-C: exit 130 like every command, not "repair failed"
+      }
       return std::string("re-download failed: ") + e.what();
     }
   }
@@ -518,6 +526,11 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& global)
     repos.push_back(&*it);
   }
   const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, k_max_verify_threads);
+  if (!global.json && !global.quiet) {
+    // Hashing a large cache takes minutes: say what is going on before the first result.
+    fmt::print(stderr, "verifying the blobs of {} repo(s) in {} ...\n", repos.size(), info.root.string());
+    std::fflush(stderr);
+  }
   const auto report = cache::verify_blobs(info, repos, threads, &cancel_flag());
   if (cancel_flag().load()) {
     throw DownloadError(ErrorKind::interrupted, "cache verify interrupted");
@@ -526,6 +539,9 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& global)
   std::size_t repaired = 0;
   if (a.repair) {
     for (const auto& bad : report.corrupt) {
+      if (cancel_flag().load()) {
+        throw DownloadError(ErrorKind::interrupted, "cache verify --repair interrupted");
+      }
       auto err = repair_blob(bad, info, root, global, lock_timeout);
       if (err.empty()) {
         ++repaired;

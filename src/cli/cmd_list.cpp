@@ -22,7 +22,10 @@ struct ListArgs {
 void set_list_command(CLI::App& app, GlobalOptions& global, int& exit_code)
 {
   auto args = std::make_shared<ListArgs>();
-  auto* cmd = app.add_subcommand("list", "List the configured models: cached, partial, missing or corrupt");
+  auto* cmd = app.add_subcommand(
+      "list", "List the configured models: cached, partial, missing or corrupt. Checks presence and sizes "
+              "only, no hashes: a file with the right size but changed bytes still shows as cached; "
+              "`modelmgr verify` re-hashes every file");
   cmd->add_option("--config", args->config, "Model-set file (default: found in the current directory)");
   cmd->callback([args, &global, &exit_code] {
     const ModelManager mm = load_model_set(args->config, global);

@@ -30,6 +30,7 @@ struct PullArgs {
   std::string repo_type = "model";
   std::vector<std::string> include, exclude;
   std::string cache_dir, local_dir, endpoint, token;
+  std::string local_dir_link = "copy";
   bool offline = false;
   bool dry_run = false;
   bool all = false;
@@ -89,6 +90,7 @@ PullOptions make_options(const PullArgs& a, const std::string& repo, std::vector
   if (!a.local_dir.empty()) {
     o.local_dir = a.local_dir;
   }
+  o.local_dir_hardlink = a.local_dir_link == "hardlink";
   if (!a.endpoint.empty()) {
     o.endpoint = a.endpoint;
   }
@@ -150,6 +152,11 @@ void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   cmd->add_option("--cache-dir", args->cache_dir,
                   "Cache directory (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)");
   cmd->add_option("--local-dir", args->local_dir, "Also export the files as plain files into this folder");
+  cmd->add_option("--local-dir-link", args->local_dir_link,
+                  "How files reach --local-dir: copy (independent files; a reflink where the file system "
+                  "can) or hardlink (no extra space, but editing an exported file edits the cache blob)")
+      ->check(CLI::IsMember({"copy", "hardlink"}))
+      ->capture_default_str();
   cmd->add_option("--endpoint", args->endpoint,
                   "Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)");
   cmd->add_option("--token", args->token, "Access token (default: HF_TOKEN or the token file)");

@@ -2,6 +2,7 @@
 // (etags), with --load also the load check of every file; reports every problem at once; --repair fetches
 // only the broken files again.
 
+#include "modelmgr/errors.hpp"
 #include "modelmgr/model_manager.hpp"
 
 #include "cli/cli.hpp"
@@ -95,6 +96,9 @@ void set_verify_command(CLI::App& app, GlobalOptions& global, int& exit_code)
           continue;
         }
         auto r = mm.repair_model(c, opts);
+        if (r.interrupted || cancel_flag().load()) {
+          throw DownloadError(ErrorKind::interrupted, "verify --repair interrupted");
+        }
         if (!global.json) {
           if (r.ok) {
             fmt::print("{} {}: repaired {} file{}\n", k_ok_mark, r.id, r.repaired.size(),

@@ -280,8 +280,10 @@ constexpr std::array<std::string_view, 7> k_top_keys = {"cache_dir", "verify", "
                                                         "model",     "server", "catalog"};
 constexpr std::array<std::string_view, 1> k_selected_model_keys = {"spec"};
 constexpr std::array<std::string_view, 4> k_server_keys = {"command", "host", "port", "health_path"};
-constexpr std::array<std::string_view, 9> k_model_keys = {
-    "id", "repo_id", "repo_type", "revision", "files", "exclude", "local_dir", "sha256", "description"};
+constexpr std::array<std::string_view, 10> k_model_keys = {
+    "id",      "repo_id",   "repo_type",      "revision", "files",
+    "exclude", "local_dir", "local_dir_link", "sha256",   "description"};
+constexpr std::array<std::string_view, 2> k_local_dir_links = {"copy", "hardlink"};
 constexpr std::array<std::string_view, 3> k_repo_types = {"model", "dataset", "space"};
 constexpr std::array<std::string_view, 4> k_verify_levels = {"none", "size", "sha256", "load"};
 
@@ -701,6 +703,15 @@ private:
     }
     if (const Node* v = get(m, "local_dir")) {
       spec.local_dir = non_empty_string(*v, path_join(where, "local_dir"));
+    }
+    if (const Node* v = get(m, "local_dir_link")) {
+      if (auto s = string_value(*v, path_join(where, "local_dir_link"))) {
+        if (std::find(k_local_dir_links.begin(), k_local_dir_links.end(), *s) == k_local_dir_links.end()) {
+          add(v->pos, path_join(where, "local_dir_link"),
+              one_of_message("local_dir_link", *s, k_local_dir_links));
+        }
+        spec.local_dir_hardlink = *s == "hardlink";
+      }
     }
     if (const Node* v = get(m, "description")) {
       if (auto s = string_value(*v, path_join(where, "description"))) {

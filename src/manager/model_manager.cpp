@@ -167,6 +167,7 @@ PullOptions pull_options(const ModelSpec& spec, const fs::path& cache_dir, const
   p.cache_dir = cache_dir;
   if (spec.local_dir) {
     p.local_dir = expand_config_path(*spec.local_dir, config_dir);
+    p.local_dir_hardlink = spec.local_dir_hardlink;
   }
   p.endpoint = o.endpoint;
   p.token = o.token;
@@ -602,6 +603,32 @@ std::vector<ModelCheck> ModelManager::check_models(const std::vector<std::string
   return out;
 }
 
+namespace {
+
+// The etag of the blob in rc.blobs_dir() that snapshot entry `link` stands for: `etag` when it is a valid
+// blob name, else the name a symlink points at, but only when that target lies lexically in blobs/ (no
+// resolving through other links). Nullopt when the entry is no link into blobs/.
+std::optional<std::string> blob_etag_of(const cache::RepoCache& rc, const fs::path& link,
+                                        const std::string& etag)
+{
+  if (!etag.empty() && !cache::etag_error(etag)) {
+    return etag;
+  }
+  std::error_code ec;
+  const fs::path target = fs::read_symlink(link, ec);
+  if (ec) {
+    return std::nullopt;
+  }
+  const fs::path resolved = (link.parent_path() / target).lexically_normal();
+  const std::string name = resolved.filename().string();
+  if (resolved.parent_path() != rc.blobs_dir().lexically_normal() || cache::etag_error(name)) {
+    return std::nullopt;
+  }
+  return name;
+}
+
+} // namespace
+
 RepairResult ModelManager::repair_model(const ModelCheck& check, const EnsureOptions& options) const
 {
   RepairResult r;
@@ -626,21 +653,20 @@ RepairResult ModelManager::repair_model(const ModelCheck& check, const EnsureOpt
       const fs::path link = rc.snapshot_file(check.commit, p.path);
       if (p.kind != FileProblem::Kind::missing_link && p.kind != FileProblem::Kind::missing_blob) {
         // The blob itself is bad: pull would otherwise see a blob of the right name (and maybe size) and
-        // only relink it. Take the download lock so a concurrent pull never sees it half-deleted.
-        std::error_code ec;
-        fs::path blob = fs::is_symlink(link) ? fs::weakly_canonical(link, ec) : link;
-        if (!p.etag.empty() && !cache::etag_error(p.etag)) {
-          blob = rc.blob_path(p.etag);
-          util::FileLock lock(rc.lock_path(p.etag));
+        // only relink it. Take the download lock so a concurrent pull never sees it half-deleted. Only a
+        // blob inside this repo's blobs/ is ever deleted: a snapshot link may point anywhere (a hand-made
+        // link, a hostile cache), and what it points at outside the cache is not ours; the link itself
+        // is removed below and pulled again.
+        if (const auto etag = blob_etag_of(rc, link, p.etag)) {
+          util::FileLock lock(rc.lock_path(*etag));
           if (!lock.lock_for(options.transfer.lock_timeout)) {
             throw DownloadError(
                 ErrorKind::locked,
-                fmt::format("blob {} of {} is locked by another process", p.etag, spec.repo_id),
+                fmt::format("blob {} of {} is locked by another process", *etag, spec.repo_id),
                 "wait for the other download to finish, then run verify --repair again");
           }
-          fs::remove(blob, ec);
-        } else {
-          fs::remove(blob, ec);
+          std::error_code ec;
+          fs::remove(rc.blob_path(*etag), ec);
         }
       }
       std::error_code ec;
@@ -661,6 +687,9 @@ RepairResult ModelManager::repair_model(const ModelCheck& check, const EnsureOpt
     pull(po);
     r.repaired = paths;
     r.ok = true;
+  } catch (const ModelManagerError& e) {
+    r.reason = e.what();
+    r.interrupted = e.kind() == ErrorKind::interrupted;
   } catch (const std::exception& e) {
     r.reason = e.what();
   }

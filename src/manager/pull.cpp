@@ -103,13 +103,34 @@ std::vector<std::string> filter(const std::vector<std::string>& all, const PullO
   return out;
 }
 
-void export_local(PullResult& result, const cache::RepoCache& rc, const fs::path& local_dir)
+// An exported file that is still the one we put there (its metadata names this etag, and it was not
+// modified after the metadata was written) is left alone, as huggingface_hub does: re-running a pull
+// copies nothing. Only the metadata follows a new commit.
+bool export_is_current(const fs::path& local_dir, const PulledFile& f)
 {
+  const auto meta = cache::read_local_metadata(local_dir, f.path);
+  if (!meta || meta->etag != f.etag) {
+    return false;
+  }
+  std::error_code ec;
+  const auto size = fs::file_size(cache::local_file_path(local_dir, f.path), ec);
+  return !ec && size == f.size;
+}
+
+void export_local(PullResult& result, const cache::RepoCache& rc, const fs::path& local_dir, bool hardlink)
+{
+  const auto mode = hardlink ? cache::ExportMode::hardlink : cache::ExportMode::copy;
   for (auto& f : result.files) {
+    f.local_path = cache::local_file_path(local_dir, f.path);
+    if (export_is_current(local_dir, f)) {
+      if (cache::read_local_metadata(local_dir, f.path)->commit != result.commit) {
+        cache::write_local_metadata(local_dir, f.path, result.commit, f.etag);
+      }
+      continue;
+    }
     // The blob itself, not the snapshot symlink: link(2) would hard-link the symlink.
     const fs::path source = fs::canonical(rc.snapshot_file(result.commit, f.path));
-    cache::export_file(source, local_dir, f.path);
-    f.local_path = cache::local_file_path(local_dir, f.path);
+    cache::export_file(source, local_dir, f.path, mode);
     cache::write_local_metadata(local_dir, f.path, result.commit, f.etag);
   }
   result.root = local_dir;
@@ -408,7 +429,7 @@ PullResult pull(const PullOptions& o)
       }
     }
     if (o.local_dir) {
-      export_local(result, rc, fs::absolute(*o.local_dir));
+      export_local(result, rc, fs::absolute(*o.local_dir), o.local_dir_hardlink);
     }
   }
   return result;

@@ -456,13 +456,28 @@ struct Run {
       c.end = b;
     }
     const fs::path temp = f.cache.incomplete_path(job.etag);
-    f.fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (f.fd < 0) {
-      throw_disk("cannot create", temp, errno);
+    std::optional<std::uint64_t> adopted;
+    try {
+      // Python 0.x resumes from blobs/<etag>.incomplete itself; we take the prefix over (under the lock).
+      adopted = f.cache.adopt_foreign_incomplete(job.etag, job.size);
+      f.fd = f.cache.open_incomplete(job.etag);
+    } catch (const std::system_error& e) {
+      throw DownloadError(
+          ErrorKind::disk, e.what(),
+          e.code().value() == ELOOP || e.code().value() == EINVAL
+              ? "something other than modelmgr created it: remove it, and check who can write "
+                "to the cache's blobs/ folder"
+              : "check permissions and the file system of the cache directory");
     }
     struct stat st {};
-    ::fstat(f.fd, &st);
-    const bool resumed = st.st_size > 0 && load_state(f, static_cast<std::uint64_t>(st.st_size));
+    if (::fstat(f.fd, &st) != 0) {
+      throw_disk("cannot stat", temp, errno);
+    }
+    bool resumed = st.st_size > 0 && load_state(f, static_cast<std::uint64_t>(st.st_size));
+    if (!resumed && adopted) {
+      resumed =
+          resume_from_prefix(f, std::min<std::uint64_t>(*adopted, static_cast<std::uint64_t>(st.st_size)));
+    }
     if (!resumed) {
       for (auto& c : f.chunks) {
         c.written.store(0);
@@ -497,6 +512,19 @@ struct Run {
     return true;
   }
 
+  // Marks the first `prefix` bytes of the temp file as present (a download another client left, without
+  // our resume state). Returns true if any chunk has bytes.
+  bool resume_from_prefix(FileState& f, std::uint64_t prefix)
+  {
+    bool any = false;
+    for (auto& c : f.chunks) {
+      const std::uint64_t w = prefix > c.start ? std::min(prefix - c.start, c.length()) : 0;
+      c.written.store(w);
+      any = any || w > 0;
+    }
+    return any;
+  }
+
   // Checks size and hash, then moves the temp file to its blob name. On a hash mismatch the file is
   // restarted once; the second mismatch is an error.
   void finish_file(FileState& f)
@@ -527,11 +555,10 @@ struct Run {
                        "persists")));
       return;
     }
-    // commit_blob fsyncs the data before the rename: nothing unflushed ever gets the final name.
-    ::close(f.fd);
-    f.fd = -1;
+    // commit_blob fsyncs this very descriptor and checks its close() before the rename: nothing unflushed
+    // or unwritten (NFS reports write errors at close) ever gets the final name.
     try {
-      f.cache.commit_blob(temp, job.etag, &dir_sync);
+      f.cache.commit_blob(std::exchange(f.fd, -1), temp, job.etag, &dir_sync);
     } catch (const std::system_error& e) {
       throw DownloadError(ErrorKind::disk,
                           fmt::format("cannot place '{}' in the cache: {}", job.repo_path, e.what()),
@@ -628,6 +655,7 @@ struct Run {
       if (!discard) {
         save_state(f, true, true);
       }
+      // Unchecked on purpose: this file is not committed, and a resume re-verifies every byte by hash.
       ::close(f.fd);
       f.fd = -1;
     }

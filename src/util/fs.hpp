@@ -115,10 +115,22 @@ std::filesystem::path relative_path_from(const std::filesystem::path& link_dir,
 // walking up to the nearest existing ancestor. Throws std::system_error.
 std::uint64_t free_space(const std::filesystem::path& path);
 
-enum class LinkMethod { hardlink, copy };
+// Makes the file written through `fd` durable under its final name, the one commit path of every final
+// file: fsync `fd`, close it (checked: NFS reports deferred write errors there), rename `temp` over
+// `target`, then fsync the target's folder (or leave that to `dir_sync`). `fd` is closed in every case.
+// Throws std::system_error naming the step and the path; `temp` is left in place when it was not renamed.
+void commit_fd(int fd, const std::filesystem::path& temp, const std::filesystem::path& target,
+               DirSyncBatch* dir_sync = nullptr);
+
+enum class LinkMethod { hardlink, reflink, copy };
 // Makes `dst` a hard link to `src` (else a full copy, fsynced) and puts it in place atomically via a temp
 // name + rename, replacing an existing `dst`. Returns which method was used. Throws std::system_error.
 LinkMethod hardlink_or_copy(const std::filesystem::path& src, const std::filesystem::path& dst);
+// Makes `dst` an independent file with the content of `src`, atomically (temp beside `dst`, fsync,
+// checked close, rename): a reflink (FICLONE: shared extents, copy-on-write, instant) where the filesystem
+// supports it, else a copy. Never shares the inode: writing to `dst` cannot change `src`. Returns
+// reflink or copy. Throws std::system_error.
+LinkMethod clone_or_copy(const std::filesystem::path& src, const std::filesystem::path& dst);
 // Copies `src` to `dst` atomically (temp + fsync + rename), never linking. Throws std::system_error.
 void copy_file_atomic(const std::filesystem::path& src, const std::filesystem::path& dst);
 

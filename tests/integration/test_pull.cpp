@@ -238,7 +238,7 @@ TEST_F(PullTest, IncludePatternsSelectFolders)
   EXPECT_EQ(paths, (std::vector<std::string>{"README.md", "sub/dir/deep.txt"}));
 }
 
-TEST_F(PullTest, LocalDirGetsPlainFilesLinkedFromTheCache)
+TEST_F(PullTest, LocalDirGetsPlainFilesCopiedFromTheCache)
 {
   const fs::path out = tmp->path() / "export";
   auto r =
@@ -253,7 +253,8 @@ TEST_F(PullTest, LocalDirGetsPlainFilesLinkedFromTheCache)
   struct stat b {};
   ASSERT_EQ(::stat((out / "config.json").c_str(), &a), 0);
   ASSERT_EQ(::stat((cache / k_tiny / "blobs" / main.find("config.json")->git_sha1()).c_str(), &b), 0);
-  EXPECT_EQ(a.st_ino, b.st_ino) << "expected a hardlink to the blob";
+  EXPECT_NE(a.st_ino, b.st_ino)
+      << "an exported file must not share the blob's inode (edits would reach the cache)";
   // Python-compatible metadata: commit, etag, timestamp.
   auto meta = lines(read_file(out / ".cache/huggingface/download/config.json.metadata"));
   ASSERT_GE(meta.size(), 3u);

@@ -144,15 +144,22 @@ TEST(CacheLocalDir, ExportFileHardlinksOrCopiesAtomically)
   const fs::path blob = dir / "cache" / "blob";
   put(blob, "weights");
   const fs::path local = dir / "out";
-  EXPECT_EQ(export_file(blob, local, "a/b/w.bin"), LinkMethod::hardlink);
+  // Only on request: a hard link (the exported file is the blob).
+  EXPECT_EQ(export_file(blob, local, "a/b/w.bin", ExportMode::hardlink), LinkMethod::hardlink);
   EXPECT_EQ(read_file(local / "a" / "b" / "w.bin"), "weights");
   EXPECT_EQ(inode_of(local / "a" / "b" / "w.bin"), inode_of(blob));
   EXPECT_FALSE(fs::is_symlink(local / "a" / "b" / "w.bin"));
 
+  // By default an independent file (reflink or copy), replacing what was there.
   put(local / "c.bin", "old");
-  EXPECT_EQ(export_file(blob, local, "c.bin", ExportMode::copy), LinkMethod::copy);
+  EXPECT_NE(export_file(blob, local, "c.bin"), LinkMethod::hardlink);
   EXPECT_EQ(read_file(local / "c.bin"), "weights");
   EXPECT_NE(inode_of(local / "c.bin"), inode_of(blob));
+  // Writing to it leaves the blob alone.
+  {
+    std::ofstream(local / "c.bin", std::ios::app) << "edited";
+  }
+  EXPECT_EQ(read_file(blob), "weights");
 
   EXPECT_THROW(export_file(blob, local, "../escape.bin"), std::invalid_argument);
   EXPECT_THROW(export_file(blob, local, ".cache/huggingface/download/c.bin.metadata"), std::invalid_argument);

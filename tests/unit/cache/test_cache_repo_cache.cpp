@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,7 +61,13 @@ protected:
     m_cache.ensure_layout();
     const fs::path temp = m_cache.incomplete_path(etag);
     put(temp, content);
-    m_cache.commit_blob(temp, etag);
+    m_cache.commit_blob(open_rw(temp), temp, etag);
+  }
+  static int open_rw(const fs::path& p)
+  {
+    const int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+    EXPECT_GE(fd, 0) << p;
+    return fd;
   }
 };
 
@@ -112,24 +119,20 @@ TEST_F(RepoCacheTest, RejectsHostileInputsBeforeTouchingDisk)
   EXPECT_FALSE(fs::exists(m_cache.repo_dir()));
 }
 
-TEST_F(RepoCacheTest, EnsureLayoutCreatesFoldersAndExactCachedirTag)
+TEST_F(RepoCacheTest, EnsureLayoutCreatesFoldersAndNoCachedirTag)
 {
   m_cache.ensure_layout();
   EXPECT_TRUE(fs::is_directory(m_cache.blobs_dir()));
   EXPECT_TRUE(fs::is_directory(m_cache.snapshots_dir()));
   EXPECT_TRUE(fs::is_directory(m_cache.refs_dir()));
-  EXPECT_EQ(read_file(m_dir / "CACHEDIR.TAG"),
-            "Signature: 8a477f597d28d172789f06886806bc55\n"
-            "# This file is a cache directory tag created by huggingface_hub.\n"
-            "# For information about cache directory tags, see:\n"
-            "#\thttps://bford.info/cachedir/\n");
-  // An existing tag is never rewritten.
+  // huggingface_hub < 1.9 reports any file in the cache root as a broken repo on every scan.
+  EXPECT_EQ(entries(m_dir.path()),
+            (std::vector<std::string>{"models--org--name", "models--org--name/blobs",
+                                      "models--org--name/refs", "models--org--name/snapshots"}));
+  // One Python >= 1.9 wrote is left alone.
   put(m_dir / "CACHEDIR.TAG", "custom");
   m_cache.ensure_layout();
   EXPECT_EQ(read_file(m_dir / "CACHEDIR.TAG"), "custom");
-  EXPECT_EQ(entries(m_dir.path()),
-            (std::vector<std::string>{"CACHEDIR.TAG", "models--org--name", "models--org--name/blobs",
-                                      "models--org--name/refs", "models--org--name/snapshots"}));
 }
 
 TEST_F(RepoCacheTest, RefsAreExactly40HexWithoutNewline)
@@ -200,7 +203,7 @@ TEST_F(RepoCacheTest, CommitBlobAppliesUmaskModeAndRenames)
   put(temp, "hello");
   fs::permissions(temp, fs::perms::owner_read | fs::perms::owner_write); // as mkstemp leaves it
   const mode_t old_mask = ::umask(022);
-  const fs::path blob = m_cache.commit_blob(temp, k_etag);
+  const fs::path blob = m_cache.commit_blob(open_rw(temp), temp, k_etag);
   ::umask(old_mask);
   EXPECT_EQ(blob, m_cache.blob_path(k_etag));
   EXPECT_FALSE(fs::exists(temp));
@@ -213,7 +216,87 @@ TEST_F(RepoCacheTest, CommitBlobAppliesUmaskModeAndRenames)
   EXPECT_FALSE(m_cache.has_blob(k_etag, 6));
   EXPECT_FALSE(m_cache.has_blob(k_etag2));
   EXPECT_EQ(entries(m_cache.blobs_dir()), std::vector<std::string>{k_etag});
-  EXPECT_THROW(m_cache.commit_blob(m_cache.incomplete_path(k_etag2), k_etag2), std::system_error);
+  // A descriptor that cannot be synced (here a pipe: EINVAL) fails the commit, naming the temp file, and
+  // nothing appears under the blob name.
+  put(m_cache.incomplete_path(k_etag2), "x");
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ::close(pipe_fds[1]);
+  try {
+    m_cache.commit_blob(pipe_fds[0], m_cache.incomplete_path(k_etag2), k_etag2);
+    ADD_FAILURE() << "commit_blob accepted an fsync failure";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("fsync '" + m_cache.incomplete_path(k_etag2).string() + "'"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(m_cache.blob_path(k_etag2)));
+  EXPECT_TRUE(fs::exists(m_cache.incomplete_path(k_etag2)));
+}
+
+TEST_F(RepoCacheTest, LockPathIsThePythonClientsLayout)
+{
+  // <cache>/.locks/<repo folder>/<etag>.lock, as huggingface_hub's file_download.py builds it.
+  EXPECT_EQ(lock_path(m_dir.path(), "models--org--name", k_etag),
+            m_dir.path() / ".locks" / "models--org--name" / (k_etag + ".lock"));
+  EXPECT_EQ(m_cache.lock_path(k_etag), lock_path(m_dir.path(), m_cache.folder_name(), k_etag));
+  EXPECT_EQ(lock_dir(m_dir.path(), "datasets--squad"), m_dir.path() / ".locks" / "datasets--squad");
+  EXPECT_THROW(lock_path(m_dir.path(), "models--org--name", "../x"), std::invalid_argument);
+}
+
+TEST_F(RepoCacheTest, TempBlobIsNeverOpenedThroughASymlink)
+{
+  m_cache.ensure_layout();
+  const fs::path outside = m_dir / "outside.txt";
+  put(outside, "precious");
+  const fs::path temp = m_cache.incomplete_path(k_etag);
+  fs::create_symlink(outside, temp);
+  try {
+    (void)m_cache.open_incomplete(k_etag);
+    ADD_FAILURE() << "opened the temp file through a symlink";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find(temp.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(outside), "precious");
+  // Not a regular file (a FIFO) is refused too.
+  fs::remove(temp);
+  ASSERT_EQ(::mkfifo(temp.c_str(), 0600), 0);
+  EXPECT_THROW((void)m_cache.open_incomplete(k_etag), std::system_error);
+  fs::remove(temp);
+  const int fd = m_cache.open_incomplete(k_etag);
+  EXPECT_GE(fd, 0);
+  ::close(fd);
+  EXPECT_TRUE(fs::is_regular_file(temp));
+}
+
+TEST_F(RepoCacheTest, PythonIncompleteFileIsAdoptedOrRemoved)
+{
+  m_cache.ensure_layout();
+  const fs::path foreign = m_cache.blobs_dir() / (k_etag + ".incomplete");
+  EXPECT_FALSE(m_cache.adopt_foreign_incomplete(k_etag, 10).has_value());
+  // A prefix: renamed to our temp name, its length is what to resume from.
+  put(foreign, "abcd");
+  EXPECT_EQ(m_cache.adopt_foreign_incomplete(k_etag, 10), std::optional<std::uint64_t>(4));
+  EXPECT_FALSE(fs::exists(foreign));
+  EXPECT_EQ(read_file(m_cache.incomplete_path(k_etag)), "abcd");
+  // Larger than the file can be: discarded.
+  put(foreign, "0123456789ab");
+  EXPECT_FALSE(m_cache.adopt_foreign_incomplete(k_etag, 10).has_value());
+  EXPECT_FALSE(fs::exists(foreign));
+  EXPECT_EQ(read_file(m_cache.incomplete_path(k_etag)), "abcd");
+  // Our own download with resume state knows more: the stray file goes.
+  put(m_cache.resume_state_path(k_etag), "{}");
+  put(foreign, "ab");
+  EXPECT_FALSE(m_cache.adopt_foreign_incomplete(k_etag, 10).has_value());
+  EXPECT_FALSE(fs::exists(foreign));
+  // A symlink there is removed as a link; its target stays.
+  fs::remove(m_cache.resume_state_path(k_etag));
+  put(m_dir / "target", "keep");
+  fs::create_symlink(m_dir / "target", foreign);
+  EXPECT_FALSE(m_cache.adopt_foreign_incomplete(k_etag, 10).has_value());
+  EXPECT_FALSE(fs::is_symlink(foreign));
+  EXPECT_EQ(read_file(m_dir / "target"), "keep");
 }
 
 TEST_F(RepoCacheTest, SnapshotLinksAreRelativeSymlinks)

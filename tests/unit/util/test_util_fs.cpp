@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -216,6 +217,60 @@ TEST(UtilFs, HardlinkOrCopyLinksAtomicallyAndReplaces)
   EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"dst", "src"}));
   EXPECT_THROW(hardlink_or_copy(dir / "missing", dir / "x"), std::system_error);
   EXPECT_FALSE(fs::exists(dir / "x"));
+}
+
+TEST(UtilFs, CloneOrCopyNeverSharesTheInode)
+{
+  TempDir dir;
+  std::string big(5 << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) {
+    big[i] = static_cast<char>(i * 7 + i / 4096);
+  }
+  put(dir / "src", big);
+  put(dir / "dst", "old");
+  const LinkMethod m = clone_or_copy(dir / "src", dir / "dst");
+  EXPECT_TRUE(m == LinkMethod::reflink || m == LinkMethod::copy);
+  EXPECT_EQ(read_file(dir / "dst"), big);
+  struct stat a {};
+  struct stat b {};
+  ASSERT_EQ(::stat((dir / "src").c_str(), &a), 0);
+  ASSERT_EQ(::stat((dir / "dst").c_str(), &b), 0);
+  EXPECT_NE(a.st_ino, b.st_ino);
+  EXPECT_EQ(b.st_nlink, 1u);
+  // Editing the clone leaves the source as it was.
+  {
+    std::ofstream(dir / "dst", std::ios::app) << "appended";
+  }
+  EXPECT_EQ(read_file(dir / "src"), big);
+  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"dst", "src"}));
+  EXPECT_THROW(clone_or_copy(dir / "missing", dir / "x"), std::system_error);
+  EXPECT_FALSE(fs::exists(dir / "x"));
+}
+
+TEST(UtilFs, CommitFdReportsAFailedSyncAndRenamesNothing)
+{
+  TempDir dir;
+  put(dir / "temp", "data");
+  // fsync() of a pipe fails (EINVAL): the commit must stop there, before the rename.
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::close(fds[1]);
+  try {
+    commit_fd(fds[0], dir / "temp", dir / "final");
+    ADD_FAILURE() << "commit_fd ignored the fsync failure";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("fsync '" + (dir / "temp").string() + "'", 0), 0u) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "final"));
+  EXPECT_TRUE(fs::exists(dir / "temp"));
+  // The descriptor was closed anyway.
+  EXPECT_EQ(::fcntl(fds[0], F_GETFD), -1);
+  // A real file commits: written through the same descriptor, renamed, readable.
+  const int fd = ::open((dir / "temp").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  commit_fd(fd, dir / "temp", dir / "final");
+  EXPECT_EQ(read_file(dir / "final"), "data");
+  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"final"}));
 }
 
 TEST(UtilFs, CopyFileAtomic)

@@ -32,14 +32,14 @@ struct PullOptions {
   std::vector<std::string> exclude;
   std::optional<std::filesystem::path> cache_dir; // default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/…
   std::optional<std::filesystem::path> local_dir; // also export plain files here
+  std::optional<std::string> endpoint;            // default: HF_ENDPOINT or https://huggingface.co
+  std::optional<std::string> token;               // default: HF_TOKEN, token file
+  std::optional<bool> offline;                    // default: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE
+  bool dry_run = false;                           // resolve and plan only
   // How files reach local_dir. false (default): independent files, a reflink (copy-on-write clone) where
   // the filesystem supports it, else a copy. true: hard links to the cache blobs (no space, but editing an
   // exported file in place edits the cache blob, for every project using that cache).
   bool local_dir_hardlink = false;
-  std::optional<std::string> endpoint; // default: HF_ENDPOINT or https://huggingface.co
-  std::optional<std::string> token;    // default: HF_TOKEN, token file
-  std::optional<bool> offline;         // default: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE
-  bool dry_run = false;                // resolve and plan only
   TransferSettings transfer;
   ProgressObserver* observer = nullptr;
   const std::atomic<bool>* cancel = nullptr;

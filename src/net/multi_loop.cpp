@@ -2,6 +2,7 @@
 
 #include "net/easy.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -103,11 +104,15 @@ struct MultiLoop::Core {
   }
 
   // Loop thread: the handle has left the multi (or never entered it); publishes the result to the caller.
-  static void complete(Job& job, CURLcode code, const char* message = nullptr)
+  static void complete(Job& job, CURLcode code, const char* message = nullptr) noexcept
   {
-    finish_response(job.easy, code, job.transfer, job.resources);
-    if (message) {
-      job.response.error_message = message;
+    try {
+      finish_response(job.easy, code, job.transfer, job.resources);
+      if (message) {
+        job.response.error_message = message;
+      }
+    } catch (...) {
+      job.response.error = TransferError::other; // out of memory while writing the message
     }
     // The handle uses the client's share: clean it up here, where the client is known to be alive.
     curl_easy_cleanup(job.easy);
@@ -120,10 +125,10 @@ struct MultiLoop::Core {
   void run() noexcept
   {
     std::unordered_map<Job*, std::shared_ptr<Job>> active;
+    std::vector<std::shared_ptr<Job>> added; // taken from `incoming`, not yet in `active`
     const char* failure = k_shutdown_message;
     try {
       for (;;) {
-        std::vector<std::shared_ptr<Job>> added;
         std::vector<std::pair<std::shared_ptr<Job>, Command>> todo;
         {
           std::lock_guard lock(mutex);
@@ -133,12 +138,15 @@ struct MultiLoop::Core {
           added.swap(incoming);
           todo.swap(commands);
         }
-        for (auto& job : added) {
-          if (curl_multi_add_handle(multi, job->easy) != CURLM_OK) {
+        std::reverse(added.begin(), added.end()); // taken from the back: first come, first added
+        while (!added.empty()) {
+          auto it = active.emplace(added.back().get(), added.back()).first;
+          added.pop_back();
+          if (curl_multi_add_handle(multi, it->second->easy) != CURLM_OK) {
+            auto job = std::move(it->second);
+            active.erase(it);
             complete(*job, CURLE_FAILED_INIT, "cannot add the transfer to the HTTP event loop");
-            continue;
           }
-          active.emplace(job.get(), job);
         }
         for (auto& [job, c] : todo) {
           if (!active.contains(job.get())) {
@@ -187,18 +195,18 @@ struct MultiLoop::Core {
     } catch (...) {
       failure = "the HTTP event loop failed";
     }
-    std::vector<std::shared_ptr<Job>> never_added;
     {
       std::lock_guard lock(mutex);
       stopped = true;
-      never_added.swap(incoming);
+      added.insert(added.end(), incoming.begin(), incoming.end());
+      incoming.clear();
       commands.clear();
     }
     for (auto& [raw, job] : active) {
       curl_multi_remove_handle(multi, job->easy);
       complete(*job, CURLE_ABORTED_BY_CALLBACK, failure);
     }
-    for (auto& job : never_added) {
+    for (auto& job : added) {
       complete(*job, CURLE_ABORTED_BY_CALLBACK, failure);
     }
     curl_multi_cleanup(multi);
@@ -219,7 +227,9 @@ MultiLoop::~MultiLoop()
   {
     std::lock_guard lock(m_core->mutex);
     m_core->stopping = true;
-    curl_multi_wakeup(m_core->multi);
+    if (!m_core->stopped) { // else the loop failed and the multi handle is gone
+      curl_multi_wakeup(m_core->multi);
+    }
   }
   m_thread.join();
 }

@@ -3,10 +3,14 @@
 // connections, which nginx's access log shows ($connection, $server_protocol). Skipped where nginx or
 // openssl is missing.
 
+#include "net/http.hpp"
 #include "support/hub_fixture.hpp"
 #include "support/nginx_fixture.hpp"
 
+#include <condition_variable>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include <gmock/gmock.h>
 
@@ -98,6 +102,68 @@ TEST_F(Http2Test, LfsFilesComeFromTheCdnThroughTheProxyToo)
     cdn_requests += entry.port == proxy->cdn_port();
   }
   EXPECT_EQ(cdn_requests, 1);
+}
+
+TEST_F(Http2Test, SlowSinksPauseTheirStreamWithoutHoldingUpTheOthers)
+{
+  // In process, through the HTTP client: 8 concurrent 3 MiB bodies as streams of one connection; one sink
+  // is slow, so its stream is paused (HTTP/2 flow control) while the others complete.
+  const auto file = repo("test-org/tiny-model").file("model.safetensors");
+  net::ClientOptions options;
+  options.ca_bundle = proxy->ca_file().string();
+  net::Client client(options);
+  constexpr int k_streams = 8;
+  std::vector<std::string> bodies(k_streams);
+  std::vector<net::Response> results(k_streams);
+  std::vector<std::thread> threads;
+  std::mutex mutex;
+  std::condition_variable cv;
+  int fast_done = 0;
+  bool others_first = false;
+  for (int i = 0; i < k_streams; ++i) {
+    threads.emplace_back([&, i] {
+      net::Request req;
+      req.url = proxy->hub_origin() + "/test-org/tiny-model/resolve/main/model.safetensors";
+      req.follow_redirects = true;
+      req.multiplex = true;
+      req.stall_timeout = std::chrono::milliseconds(500);
+      results[i] = client.perform(req, [&, i](std::span<const char> d, const net::Response&) {
+        if (i == 0 && bodies[i].empty()) {
+          // The slow one waits for all the others to finish (they must not be held up by its stream).
+          std::unique_lock lock(mutex);
+          others_first =
+              cv.wait_for(lock, std::chrono::seconds(60), [&] { return fast_done == k_streams - 1; });
+        }
+        bodies[i].append(d.data(), d.size());
+        return true;
+      });
+      if (i != 0) {
+        std::lock_guard lock(mutex);
+        ++fast_done;
+        cv.notify_all();
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_TRUE(others_first);
+  for (int i = 0; i < k_streams; ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(results[i].is_success())
+        << net::to_string(results[i].error) << ": " << results[i].error_message;
+    EXPECT_EQ(bodies[i].size(), file->size());
+    EXPECT_TRUE(bodies[i] == file->content());
+  }
+  proxy->stop();
+  std::set<std::string> cdn_connections;
+  for (const auto& entry : proxy->access_log()) {
+    EXPECT_EQ(entry.protocol, "HTTP/2.0") << entry.request;
+    if (entry.port == proxy->cdn_port()) {
+      cdn_connections.insert(entry.connection);
+    }
+  }
+  EXPECT_EQ(cdn_connections.size(), 1u);
 }
 
 } // namespace

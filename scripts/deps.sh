@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libtomlplusplus-dev
   libcli11-dev libfmt-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
-  aria2 clang-format ccache
+  aria2 clang-format ccache nginx
   libonnx-dev libonnx-testdata libprotobuf-dev
 )
 

@@ -183,6 +183,15 @@ struct HubEmulator::Impl {
 
   std::atomic<std::uint64_t> m_request_seq{0};
 
+  mutable std::mutex m_public_mutex;
+  std::string m_public_hub, m_public_cdn; // set_public_origins
+
+  std::string public_origin(bool cdn) const
+  {
+    std::lock_guard lock(m_public_mutex);
+    return cdn ? m_public_cdn : m_public_hub;
+  }
+
   const Options& options() const { return m_owner.m_options; }
 
   template <typename F> void update_counters(F&& f)
@@ -440,6 +449,9 @@ struct HubEmulator::Impl {
 
   std::string cdn_base(const Exchange& ex) const
   {
+    if (auto base = public_origin(true); !base.empty()) {
+      return base;
+    }
     // Same host name the client used for the hub, on the CDN port: a different origin, like the real CDN.
     std::string host = host_for_urls(ex);
     if (host.starts_with("[")) {
@@ -1249,8 +1261,11 @@ struct HubEmulator::Impl {
       }
       query += "cursor=" + detail::base64url(fmt::format("o:{}", offset + page));
       std::string path = ex.req.target.substr(0, ex.req.target.find('?'));
-      put_header(ex.res, "Link",
-                 fmt::format("<http://{}{}?{}>; rel=\"next\"", host_for_urls(ex), path, query));
+      std::string origin = public_origin(false);
+      if (origin.empty()) {
+        origin = "http://" + host_for_urls(ex);
+      }
+      put_header(ex.res, "Link", fmt::format("<{}{}?{}>; rel=\"next\"", origin, path, query));
     }
     send_json(ex, out, fault);
   }
@@ -1577,6 +1592,13 @@ std::string HubEmulator::cdn_endpoint() const
 {
   std::string base = endpoint();
   return base.substr(0, base.rfind(':')) + ":" + std::to_string(m_cdn_port);
+}
+
+void HubEmulator::set_public_origins(std::string hub, std::string cdn)
+{
+  std::lock_guard lock(m_impl->m_public_mutex);
+  m_impl->m_public_hub = std::move(hub);
+  m_impl->m_public_cdn = std::move(cdn);
 }
 
 void HubEmulator::add_repo(const RepoSpec& spec)

@@ -301,6 +301,10 @@ public:
   std::string cdn_endpoint() const; // http://127.0.0.1:PORT
   int port() const noexcept { return m_hub_port; }
   int cdn_port() const noexcept { return m_cdn_port; }
+  // Origins ("https://127.0.0.1:PORT") of a proxy in front of the hub and CDN ports (tests put nginx with
+  // TLS and HTTP/2 there): the absolute URLs the emulator hands out (LFS redirects to the CDN, tree
+  // pagination links) then point at the proxy. Empty = no proxy. May be called while running.
+  void set_public_origins(std::string hub, std::string cdn);
 
   // Adds or replaces a repo (may be called while running). Throws std::invalid_argument on a bad spec.
   void add_repo(const RepoSpec& spec);

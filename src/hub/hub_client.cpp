@@ -241,6 +241,7 @@ net::Response HubClient::request_with_retries(net::Request request, std::string_
 {
   request.connect_timeout = m_config.etag_timeout;
   request.stall_timeout = m_config.etag_timeout;
+  request.multiplex = true; // small API calls share connections (HTTP/2 streams) with the small files
   for (int attempt = 1;; ++attempt) {
     request.headers = headers_for(request.url);
     if (request.method == "POST") {

@@ -1,5 +1,8 @@
 #include "net/http.hpp"
 
+#include "net/easy.hpp"
+#include "net/multi_loop.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <ctime>
@@ -65,18 +68,7 @@ TransferError classify(CURLcode code)
   }
 }
 
-struct Transfer {
-  const Request* request = nullptr;
-  const Sink* sink = nullptr;
-  const std::atomic<bool>* cancel = nullptr;
-  CURL* easy = nullptr;
-  Response* response = nullptr;
-  bool status_known = false;
-  bool deliver_to_sink = false;
-  bool stalled = false;
-  curl_off_t last_bytes = -1;
-  std::chrono::steady_clock::time_point last_progress;
-};
+using detail::Transfer;
 
 size_t header_cb(char* data, size_t size, size_t n, void* user)
 {
@@ -112,6 +104,10 @@ size_t write_cb(char* data, size_t size, size_t n, void* user)
     t->status_known = true;
     t->deliver_to_sink = t->sink && *t->sink && status >= 200 && status < 300;
   }
+  if (t->deliver_to_sink && t->relay) {
+    // Multiplexed path: the caller's thread gives the bytes to the sink and counts them.
+    return t->relay->accept(std::span<const char>(data, len), *t->response);
+  }
   t->response->body_bytes += len;
   if (t->deliver_to_sink) {
     if (!(*t->sink)(std::span<const char>(data, len), *t->response)) {
@@ -137,9 +133,14 @@ int xferinfo_cb(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t
   if (t->cancel && t->cancel->load(std::memory_order_relaxed)) {
     return 1;
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (t->paused) {
+    // Paused by the multiplexed path because its caller is still busy with earlier bytes: not a stall.
+    t->last_progress = now;
+    return 0;
+  }
   // Stall detection with millisecond resolution (CURLOPT_LOW_SPEED_TIME only has seconds). curl calls this
   // at least once a second while a transfer is idle.
-  const auto now = std::chrono::steady_clock::now();
   const curl_off_t total = dlnow + ulnow;
   if (total != t->last_bytes) {
     t->last_bytes = total;
@@ -153,11 +154,101 @@ int xferinfo_cb(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t
 
 } // namespace
 
+namespace detail {
+
+void configure_easy(CURL* easy, const Request& request, const ClientOptions& options, CURLSH* share,
+                    Transfer& t, EasyResources& resources)
+{
+  for (const auto& h : request.headers) {
+    resources.headers = curl_slist_append(resources.headers, h.c_str());
+  }
+
+  curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+  if (share) {
+    curl_easy_setopt(easy, CURLOPT_SHARE, share);
+  }
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, resources.errbuf);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, options.user_agent.c_str());
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, resources.headers);
+  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L);
+  // Never send credentials set by us to another host after a redirect.
+  curl_easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 512L * 1024L);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+  curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &t);
+  if (options.ca_bundle) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle->c_str());
+  }
+  if (options.verbose) {
+    curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
+  }
+  if (request.range) {
+    resources.range = std::to_string(request.range->first) + "-" +
+                      (request.range->second ? std::to_string(*request.range->second) : std::string());
+    curl_easy_setopt(easy, CURLOPT_RANGE, resources.range.c_str());
+  }
+  if (request.method == "HEAD") {
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+  } else if (request.method == "POST") {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  } else if (request.method != "GET") {
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+  }
+}
+
+void finish_response(CURL* easy, CURLcode code, const Transfer& t, const EasyResources& resources)
+{
+  Response& response = *t.response;
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  response.status = status;
+  char* effective = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective);
+  if (effective) {
+    response.effective_url = effective;
+  }
+  response.error = classify(code);
+  if (code == CURLE_ABORTED_BY_CALLBACK && t.stalled) {
+    response.error = TransferError::stalled;
+  }
+  if (code != CURLE_OK) {
+    if (t.stalled) {
+      response.error_message =
+          "no data received for " + std::to_string(t.request->stall_timeout.count()) + " ms";
+    } else if (response.sink_refused) {
+      response.error_message = k_refused_message;
+    } else {
+      response.error_message = resources.errbuf[0] ? resources.errbuf : curl_easy_strerror(code);
+    }
+    while (!response.error_message.empty() && response.error_message.back() == '\n') {
+      response.error_message.pop_back();
+    }
+  }
+}
+
+} // namespace detail
+
 struct Client::Impl {
   std::mutex pool_mutex;
   std::vector<CURL*> pool;
   CURLSH* share = nullptr;
   std::mutex share_locks[CURL_LOCK_DATA_LAST];
+  // Multiplexed requests: one event-loop thread, started by the first of them. Declared after `share` so
+  // that it stops (and cleans up its easy handles, which use the share) before the share goes.
+  std::once_flag loop_once;
+  std::unique_ptr<detail::MultiLoop> loop;
 
   static void lock_cb(CURL*, curl_lock_data data, curl_lock_access, void* user)
   {
@@ -179,10 +270,17 @@ struct Client::Impl {
   }
   ~Impl()
   {
+    loop.reset();
     for (CURL* e : pool) {
       curl_easy_cleanup(e);
     }
     curl_share_cleanup(share);
+  }
+
+  detail::MultiLoop& multi_loop(const ClientOptions& options)
+  {
+    std::call_once(loop_once, [&] { loop = std::make_unique<detail::MultiLoop>(options, share); });
+    return *loop;
   }
 
   CURL* acquire()
@@ -215,6 +313,9 @@ Client::~Client() = default;
 
 Response Client::perform(const Request& request, const Sink& sink, const std::atomic<bool>* cancel)
 {
+  if (request.multiplex) {
+    return m_impl->multi_loop(m_options).perform(request, sink, cancel);
+  }
   Response response;
   CURL* easy = m_impl->acquire();
   if (!easy) {
@@ -231,83 +332,11 @@ Response Client::perform(const Request& request, const Sink& sink, const std::at
   t.easy = easy;
   t.response = &response;
   t.last_progress = std::chrono::steady_clock::now();
-
-  curl_slist* headers = nullptr;
-  for (const auto& h : request.headers) {
-    headers = curl_slist_append(headers, h.c_str());
-  }
-
-  char errbuf[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(easy, CURLOPT_SHARE, m_impl->share);
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_USERAGENT, m_options.user_agent.c_str());
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
-  curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L);
-  // Never send credentials set by us to another host after a redirect.
-  curl_easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L);
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 512L * 1024L);
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
-  curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &t);
-  if (m_options.ca_bundle) {
-    curl_easy_setopt(easy, CURLOPT_CAINFO, m_options.ca_bundle->c_str());
-  }
-  if (m_options.verbose) {
-    curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
-  }
-  std::string range;
-  if (request.range) {
-    range = std::to_string(request.range->first) + "-" +
-            (request.range->second ? std::to_string(*request.range->second) : std::string());
-    curl_easy_setopt(easy, CURLOPT_RANGE, range.c_str());
-  }
-  if (request.method == "HEAD") {
-    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
-  } else if (request.method == "POST") {
-    curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-  } else if (request.method != "GET") {
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-  }
+  detail::EasyResources resources;
+  detail::configure_easy(easy, request, m_options, m_impl->share, t, resources);
 
   CURLcode code = curl_easy_perform(easy);
-  long status = 0;
-  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-  response.status = status;
-  char* effective = nullptr;
-  curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective);
-  if (effective) {
-    response.effective_url = effective;
-  }
-  response.error = classify(code);
-  if (code == CURLE_ABORTED_BY_CALLBACK && t.stalled) {
-    response.error = TransferError::stalled;
-  }
-  if (code != CURLE_OK) {
-    if (t.stalled) {
-      response.error_message =
-          "no data received for " + std::to_string(request.stall_timeout.count()) + " ms";
-    } else if (response.sink_refused) {
-      response.error_message = "transfer refused by the receiver";
-    } else {
-      response.error_message = errbuf[0] ? errbuf : curl_easy_strerror(code);
-    }
-    while (!response.error_message.empty() && response.error_message.back() == '\n') {
-      response.error_message.pop_back();
-    }
-  }
-  curl_slist_free_all(headers);
+  detail::finish_response(easy, code, t, resources);
   // A connection whose transfer was aborted is closed by curl; the handle itself stays reusable.
   m_impl->release(easy);
   return response;

@@ -29,6 +29,12 @@ struct Request {
   // No byte received for this long aborts the transfer with TransferError::stalled.
   std::chrono::milliseconds stall_timeout{10'000};
   bool follow_redirects = false;
+  // Run on the client's event loop, which shares connections between concurrent requests: over HTTP/2 many
+  // requests go as streams of few connections (the request waits for a connection that can multiplex
+  // rather than opening one more); over HTTP/1.1 they get parallel connections as usual. For small
+  // requests (API calls, small files); a big range wants its own connection, as CDNs cap each one. The
+  // sink still runs on the calling thread.
+  bool multiplex = false;
 };
 
 enum class TransferError {
@@ -85,7 +91,9 @@ public:
   Client& operator=(const Client&) = delete;
 
   // Performs one request (thread-safe; handles and their connections are pooled and reused). Never throws
-  // for HTTP or transport failures: they are in the Response. `cancel` set to true aborts promptly.
+  // for HTTP or transport failures: they are in the Response. `cancel` set to true aborts promptly. An
+  // exception thrown by the sink aborts the transfer and leaves perform() once curl let go of it.
+  // Destroying the client fails multiplexed requests still in flight as aborted.
   Response perform(const Request& request, const Sink& sink = {}, const std::atomic<bool>* cancel = nullptr);
 
   const ClientOptions& options() const noexcept { return m_options; }

@@ -692,6 +692,10 @@ struct Run {
       if (!whole_file) {
         req.range = std::make_pair(first, std::optional<std::uint64_t>(last));
       }
+      // Small files are latency-bound: HTTP/2 streams of shared connections. Bigger ones keep their own
+      // connection even below the parallel threshold, since CDNs cap the rate of each connection.
+      req.multiplex =
+          whole_file && job.size < std::min<std::uint64_t>(options.parallel_threshold, 2ull << 20);
       std::string violation;
       bool head_checked = false;
       bool split_stop = false; // the chunk was shortened by a split: stop at its new end

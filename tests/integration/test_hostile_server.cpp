@@ -177,7 +177,7 @@ std::vector<HostileCase> hostile_cases()
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, HostileServer, ::testing::ValuesIn(hostile_cases()),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& param_info) { return param_info.param.name; });
 
 TEST_F(HubTest, ServerErrorMessageIsShownEscaped)
 {

@@ -18,6 +18,10 @@ enum class ErrorKind {
   disk,        // no space, permission, I/O error on the cache
   interrupted, // SIGINT/SIGTERM
   locked,      // another process holds a lock past the timeout
+  // The server's answer is unusable or hostile (malformed or wrong-typed JSON, absurd sizes, unsafe file
+  // names, a redirect to a scheme other than http/https, a body over the size cap). Exits with the network
+  // class's code: to a script both mean "the remote side failed"; --json tells them apart by kind.
+  bad_response,
 };
 
 // Exit code of the CLI for each kind (documented in the README).
@@ -71,6 +75,17 @@ class DownloadError : public ModelManagerError {
 public:
   DownloadError(ErrorKind kind, std::string message, std::string hint = {})
       : ModelManagerError(kind, std::move(message), std::move(hint))
+  {
+  }
+};
+
+// The server's answer cannot be trusted: malformed or wrong-typed JSON, negative or absurd sizes, file
+// names that would leave the repo, a redirect to a non-HTTP scheme, a body over the size cap. Never
+// retried: the same server gives the same answer.
+class BadResponseError : public ModelManagerError {
+public:
+  explicit BadResponseError(std::string message, std::string hint = {})
+      : ModelManagerError(ErrorKind::bad_response, std::move(message), std::move(hint))
   {
   }
 };

@@ -310,6 +310,9 @@ struct HubEmulator::Impl {
         if (f.kind == FaultSpec::Kind::truncate && cls == FaultClass::head) {
           continue; // nothing to truncate
         }
+        if (f.kind == FaultSpec::Kind::link_loop && cls != FaultClass::api) {
+          continue;
+        }
         if (!f.path_contains.empty() && path.find(f.path_contains) == std::string_view::npos) {
           continue;
         }
@@ -339,6 +342,14 @@ struct HubEmulator::Impl {
     switch (fault.kind) {
     case FaultSpec::Kind::status: fault_status(ex, fault); return true;
     case FaultSpec::Kind::reset: abort_connection(ex); return true;
+    case FaultSpec::Kind::redirect:
+      redirect(ex, fault.status >= 300 && fault.status < 400 ? fault.status : 302, fault.location);
+      return true;
+    case FaultSpec::Kind::body:
+      ex.res.status = fault.status;
+      ex.res.set_content(fault.body, "application/json; charset=utf-8");
+      return true;
+    case FaultSpec::Kind::endless_body: endless_body(ex, fault); return true;
     case FaultSpec::Kind::stall: {
       update_counters([](Counters& c) { ++c.stalls_active; });
       bool alive = wait_for(fault.stall_for);
@@ -358,12 +369,64 @@ struct HubEmulator::Impl {
     if (fault.retry_after_s > 0) {
       put_header(ex.res, "Retry-After", std::to_string(fault.retry_after_s));
     }
-    std::string message = status_text(fault.status);
+    std::string message = fault.message.empty() ? status_text(fault.status) : fault.message;
     if (fault.status == 429) {
       put_header(ex.res, "RateLimit",
                  fmt::format("\"resolvers\";r=0;t={}", std::max(fault.retry_after_s, 1)));
     }
     error(ex, fault.status, "", message);
+  }
+
+  // A JSON array of tree entries that does not end (or ends after fault.after_bytes bytes, announced).
+  void endless_body(Exchange& ex, const FaultSpec& fault)
+  {
+    static const std::string k_entry =
+        R"({"type":"file","path":"f.bin","size":1,"oid":"0000000000000000000000000000000000000000"},)";
+    auto piece = std::make_shared<std::string>("[");
+    while (piece->size() < 64 * 1024) {
+      *piece += k_entry;
+    }
+    ex.res.status = 200;
+    const std::uint64_t limit = fault.after_bytes;
+    // Bytes [offset, offset + n) of the endless text: "[" then entries, repeating `piece` minus its "[".
+    auto fill = [piece](std::uint64_t offset, std::size_t n, std::string& out) {
+      out.clear();
+      const std::uint64_t period = piece->size() - 1;
+      while (out.size() < n) {
+        if (offset == 0) {
+          out.push_back('[');
+          ++offset;
+          continue;
+        }
+        const std::uint64_t at = 1 + (offset - 1) % period;
+        const std::size_t take =
+            static_cast<std::size_t>(std::min<std::uint64_t>(piece->size() - at, n - out.size()));
+        out.append(*piece, static_cast<std::size_t>(at), take);
+        offset += take;
+      }
+    };
+    if (limit > 0) {
+      ex.res.set_content_provider(
+          static_cast<std::size_t>(limit), "application/json",
+          [this, fill](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+            if (m_stopping) {
+              return false;
+            }
+            std::string chunk;
+            fill(offset, std::min<std::size_t>(length, 64 * 1024), chunk);
+            return sink.write(chunk.data(), chunk.size());
+          });
+      return;
+    }
+    ex.res.set_chunked_content_provider("application/json",
+                                        [this, fill](std::size_t offset, httplib::DataSink& sink) {
+                                          if (m_stopping) {
+                                            return false;
+                                          }
+                                          std::string chunk;
+                                          fill(offset, 64 * 1024, chunk);
+                                          return sink.write(chunk.data(), chunk.size());
+                                        });
   }
 
   void abort_connection(Exchange& ex)
@@ -958,6 +1021,11 @@ struct HubEmulator::Impl {
       fault_status(ex, *fault);
       return;
     }
+    if (fault && (fault->kind == FaultSpec::Kind::redirect || fault->kind == FaultSpec::Kind::body ||
+                  fault->kind == FaultSpec::Kind::endless_body)) {
+      apply_simple_fault(ex, *fault);
+      return;
+    }
     if (range_result == detail::RangeResult::unsatisfiable &&
         !(fault && fault->kind == FaultSpec::Kind::ignore_range)) {
       res.status = 416;
@@ -1136,6 +1204,14 @@ struct HubEmulator::Impl {
       send_json(ex, refs(repo), fault);
     } else {
       not_found_page(ex);
+    }
+    if (fault && fault->kind == FaultSpec::Kind::link_loop) {
+      // By default the next page is this very page: a client without a cycle check pages forever.
+      put_header(
+          ex.res, "Link",
+          fmt::format("<{}>; rel=\"next\"", fault->location.empty()
+                                                ? fmt::format("http://{}{}", host_for_urls(ex), ex.req.target)
+                                                : fault->location));
     }
   }
 

@@ -187,8 +187,31 @@ struct FaultSpec {
   // lying_206:    answer 206 for a range next to the one asked (start shifted by one byte), with a truthful
   //               Content-Range for what is sent; a request without Range gets 206 for bytes 1-end.
   // ignore_range: answer 200 with the whole body to a Range request.
-  // flip_byte, throttle, lying_206 and ignore_range apply to body routes only; truncate not to HEADs.
-  enum class Kind { truncate, reset, flip_byte, status, stall, throttle, lying_206, ignore_range };
+  // Hostile-server faults (a client must refuse these answers cleanly):
+  // redirect:     answer `status` (302 unless a 3xx is given) with `Location: <location>`, e.g. file:///…
+  // body:         answer `status` with `body` as an application/json body instead of the real answer
+  //               (malformed JSON, wrong-typed fields, `size: -1`, names like "../../x").
+  // endless_body: answer 200 with a JSON array that never ends (chunked, until the client goes away or
+  //               stop()); with after_bytes > 0 the body has exactly that many bytes and says so in
+  //               Content-Length.
+  // link_loop:    (api routes) the real answer with `Link: <location>; rel="next"`; an empty location
+  //               means the request's own URL (a pagination loop).
+  // flip_byte, throttle, lying_206 and ignore_range apply to body routes only; truncate not to HEADs;
+  // link_loop to api routes only.
+  enum class Kind {
+    truncate,
+    reset,
+    flip_byte,
+    status,
+    stall,
+    throttle,
+    lying_206,
+    ignore_range,
+    redirect,
+    body,
+    endless_body,
+    link_loop
+  };
   // body: GETs that serve file bytes (CDN, resolve-cache, direct 200 from /resolve/); head: HEAD requests
   // on /resolve/, resolve-cache and the CDN; api: /api/{models,datasets,spaces}/... JSON routes; any: all
   // of them, plus GETs of /resolve/ that answer with a redirect.
@@ -209,6 +232,9 @@ struct FaultSpec {
   int retry_after_s = 0;                                    // status: Retry-After when > 0
   std::uint64_t bytes_per_sec = 0;                          // throttle
   std::chrono::milliseconds stall_for = forever_duration(); // stall; default until stop()
+  std::string location;                                     // redirect: the Location sent
+  std::string body;                                         // body: the body sent
+  std::string message; // status: X-Error-Message (and the JSON error) instead of the status text
 
   static constexpr std::chrono::milliseconds forever_duration() { return std::chrono::milliseconds::max(); }
 };
@@ -217,7 +243,9 @@ std::string to_string(FaultSpec::Kind kind);
 std::string to_string(FaultSpec::Route route);
 // JSON shape of POST /_emulator/faults: {"kind":"truncate","path_contains":"big.bin","route":"body",
 // "times":1,"after_bytes":1000,"range_start_at_least":0,"status":503,"retry_after_s":2,"bytes_per_sec":0,
-// "stall_for_ms":500}; every key but "kind" is optional. Throws std::invalid_argument on bad input.
+// "stall_for_ms":500,"location":"file:///etc/passwd","body":"[]","message":"…"}; every key but "kind" is
+// optional ("status" defaults to 302 for redirect, 200 for body, 503 otherwise). Throws
+// std::invalid_argument on bad input.
 FaultSpec fault_from_json(std::string_view json);
 // An object or an array of objects.
 std::vector<FaultSpec> faults_from_json_list(std::string_view json);

@@ -12,10 +12,18 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 const std::pair<FaultSpec::Kind, const char*> k_kind_names[] = {
-    {FaultSpec::Kind::truncate, "truncate"},   {FaultSpec::Kind::reset, "reset"},
-    {FaultSpec::Kind::flip_byte, "flip_byte"}, {FaultSpec::Kind::status, "status"},
-    {FaultSpec::Kind::stall, "stall"},         {FaultSpec::Kind::throttle, "throttle"},
-    {FaultSpec::Kind::lying_206, "lying_206"}, {FaultSpec::Kind::ignore_range, "ignore_range"},
+    {FaultSpec::Kind::truncate, "truncate"},
+    {FaultSpec::Kind::reset, "reset"},
+    {FaultSpec::Kind::flip_byte, "flip_byte"},
+    {FaultSpec::Kind::status, "status"},
+    {FaultSpec::Kind::stall, "stall"},
+    {FaultSpec::Kind::throttle, "throttle"},
+    {FaultSpec::Kind::lying_206, "lying_206"},
+    {FaultSpec::Kind::ignore_range, "ignore_range"},
+    {FaultSpec::Kind::redirect, "redirect"},
+    {FaultSpec::Kind::body, "body"},
+    {FaultSpec::Kind::endless_body, "endless_body"},
+    {FaultSpec::Kind::link_loop, "link_loop"},
 };
 
 const std::pair<FaultSpec::Route, const char*> k_route_names[] = {
@@ -66,7 +74,13 @@ FaultSpec fault_from(const Json& j)
   if (j.contains("range_start_at_least") && !j.at("range_start_at_least").is_null()) {
     fault.range_start_at_least = j.at("range_start_at_least").get<std::uint64_t>();
   }
-  fault.status = j.value("status", 503);
+  const int default_status = fault.kind == FaultSpec::Kind::redirect ? 302
+                             : fault.kind == FaultSpec::Kind::body   ? 200
+                                                                     : 503;
+  fault.status = j.value("status", default_status);
+  fault.location = j.value("location", std::string());
+  fault.body = j.value("body", std::string());
+  fault.message = j.value("message", std::string());
   fault.retry_after_s = j.value("retry_after_s", 0);
   fault.bytes_per_sec = j.value("bytes_per_sec", std::uint64_t{0});
   if (j.contains("stall_for_ms") && !j.at("stall_for_ms").is_null()) {
@@ -74,6 +88,9 @@ FaultSpec fault_from(const Json& j)
   }
   if (fault.times == 0 || fault.times < -1) {
     throw std::invalid_argument("fault: times must be -1 or positive");
+  }
+  if (fault.kind == FaultSpec::Kind::redirect && fault.location.empty()) {
+    throw std::invalid_argument("fault: redirect needs a location");
   }
   if (fault.kind == FaultSpec::Kind::throttle && fault.bytes_per_sec == 0) {
     throw std::invalid_argument("fault: throttle needs bytes_per_sec > 0");
@@ -134,6 +151,9 @@ std::string fault_to_json(const FaultSpec& fault)
   j["bytes_per_sec"] = fault.bytes_per_sec;
   j["stall_for_ms"] =
       fault.stall_for == FaultSpec::forever_duration() ? Json(nullptr) : Json(fault.stall_for.count());
+  j["location"] = fault.location;
+  j["body"] = fault.body;
+  j["message"] = fault.message;
   return j.dump();
 }
 

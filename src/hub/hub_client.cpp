@@ -2,8 +2,10 @@
 
 #include "modelmgr/errors.hpp"
 
+#include "net/http_parse.hpp"
 #include "util/env.hpp"
 #include "util/hash.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -11,6 +13,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -47,7 +50,8 @@ std::optional<std::chrono::milliseconds> seconds_from_env(const util::Env& env, 
                            fmt::format("set {} to a positive number such as 30", name), ErrorKind::usage);
 }
 
-std::string server_message(const net::Response& r)
+// The server's own explanation of an error, escaped for the terminal and bounded: it is shown to the user.
+std::string server_message_raw(const net::Response& r)
 {
   if (auto m = r.header("x-error-message"); m && !m->empty()) {
     return *m;
@@ -65,10 +69,38 @@ std::string server_message(const net::Response& r)
     }
     if (json.contains("errors") && json["errors"].is_array() && !json["errors"].empty() &&
         json["errors"][0].is_object() && json["errors"][0].contains("message")) {
-      return json["errors"][0]["message"].dump();
+      return json["errors"][0]["message"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }
   }
   return {};
+}
+
+std::string server_message(const net::Response& r)
+{
+  std::string m = util::escape_for_terminal(server_message_raw(r));
+  if (m.size() > 500) {
+    m = m.substr(0, 500) + "…";
+  }
+  return m;
+}
+
+constexpr std::string_view k_not_a_hub_hint =
+    "check HF_ENDPOINT (and any proxy or mirror in between): the server does not answer like the Hugging "
+    "Face Hub";
+
+// A size header (X-Linked-Size, Content-Length): digits only, and no larger than any file the Hub stores.
+std::uint64_t size_header(const net::Response& r, const char* name, std::string_view path, const RepoId& repo,
+                          std::string_view url)
+{
+  const std::string raw = r.single_header(name).value_or("");
+  auto v = net::parse_uint(raw);
+  if (!v || *v > k_max_file_size) {
+    throw BadResponseError(
+        fmt::format("the server's answer for '{}' of {} has an invalid {} header '{}' ({})", path,
+                    repo.describe(), name, raw.substr(0, 80), net::display_url(url)),
+        std::string(k_not_a_hub_hint));
+  }
+  return *v;
 }
 
 } // namespace
@@ -272,6 +304,18 @@ void HubClient::throw_for_response(const net::Response& r, const RepoId& repo, s
     if (r.error == net::TransferError::aborted && m_cancel && m_cancel->load()) {
       throw DownloadError(ErrorKind::interrupted, fmt::format("interrupted while fetching {}", where));
     }
+    const std::string url = net::display_url(r.effective_url.empty() ? m_config.endpoint : r.effective_url);
+    if (r.error == net::TransferError::too_large) {
+      throw BadResponseError(
+          fmt::format("the server's answer for {} is too large: {} ({}); refusing to read more", where,
+                      r.error_message, url),
+          std::string(k_not_a_hub_hint));
+    }
+    if (r.error == net::TransferError::protocol) {
+      throw BadResponseError(fmt::format("refusing a non-HTTP URL while fetching {}: {} ({})", where,
+                                         util::escape_for_terminal(r.error_message), url),
+                             "modelmgr only speaks http and https; check HF_ENDPOINT and proxy settings");
+    }
     throw DownloadError(ErrorKind::network,
                         fmt::format("cannot reach the Hub for {}: {}", where,
                                     describe_transport_error(r, r.effective_url.empty() ? m_config.endpoint
@@ -395,10 +439,10 @@ std::optional<FileMetadata> HubClient::try_file_metadata(const RepoId& repo, std
     m.commit = r.single_header("x-repo-commit").value_or("");
     std::string etag = r.single_header("x-linked-etag").value_or(r.single_header("etag").value_or(""));
     m.etag = normalize_etag(etag);
-    if (auto ls = r.single_header("x-linked-size")) {
-      m.size = std::stoull(*ls);
-    } else if (auto cl = r.single_header("content-length"); cl && !r.is_redirect()) {
-      m.size = std::stoull(*cl);
+    if (r.single_header("x-linked-size")) {
+      m.size = size_header(r, "x-linked-size", path, repo, url);
+    } else if (r.single_header("content-length") && !r.is_redirect()) {
+      m.size = size_header(r, "content-length", path, repo, url);
     } else {
       throw DownloadError(ErrorKind::network,
                           fmt::format("the server gave no size for '{}' of {} ({})", path, repo.describe(),
@@ -437,24 +481,7 @@ RevisionInfo HubClient::revision_info(const RepoId& repo, std::string_view revis
     if (!r.is_success()) {
       throw_for_response(r, repo, revision, {});
     }
-    auto json = nlohmann::json::parse(r.body, nullptr, false);
-    if (!json.is_object() || !json.contains("sha") || !json["sha"].is_string()) {
-      throw DownloadError(
-          ErrorKind::network,
-          fmt::format("unexpected answer from {} for {} (no 'sha')", net::display_url(url), repo.describe()),
-          "check HF_ENDPOINT: it does not seem to be a Hugging Face Hub");
-    }
-    RevisionInfo info;
-    info.sha = json["sha"].get<std::string>();
-    info.is_private = json.value("private", false);
-    if (json.contains("gated") && json["gated"].is_string()) {
-      info.gated = json["gated"].get<std::string>();
-    }
-    if (!is_commit_hash(info.sha)) {
-      throw DownloadError(ErrorKind::network, fmt::format("the Hub answered an invalid commit '{}' for {}",
-                                                          info.sha, repo.describe()));
-    }
-    return info;
+    return parse_revision_info(r.body, net::display_url(url));
   }
   throw DownloadError(ErrorKind::network, fmt::format("too many redirects resolving {}", repo.describe()));
 }
@@ -464,51 +491,43 @@ std::vector<cache::TreeFile> HubClient::list_files(const RepoId& repo, std::stri
   std::vector<cache::TreeFile> files;
   std::string url =
       api_url(repo, "/tree/" + net::percent_encode(commit, false) + "?recursive=true&expand=false");
+  // Every page URL fetched (the cursor is part of it): a next link back to one of them is a loop that would
+  // otherwise run until the page cap.
+  std::set<std::string> fetched;
   for (int page = 0; !url.empty(); ++page) {
     if (page > 100000) {
-      throw DownloadError(ErrorKind::network, "tree listing does not end (more than 100000 pages)");
+      throw BadResponseError(
+          fmt::format("the tree listing of {} does not end (more than 100000 pages)", repo.describe()),
+          std::string(k_not_a_hub_hint));
     }
+    fetched.insert(url);
     net::Request req;
     req.url = url;
     net::Response r = request_with_retries(req, "listing the repo's files");
     if (!r.is_success()) {
       throw_for_response(r, repo, commit, {});
     }
-    auto json = nlohmann::json::parse(r.body, nullptr, false);
-    if (!json.is_array()) {
-      throw DownloadError(ErrorKind::network, fmt::format("unexpected tree listing from {} for {}",
-                                                          net::display_url(url), repo.describe()));
-    }
-    for (const auto& e : json) {
-      if (!e.is_object() || e.value("type", "") != "file") {
-        continue;
-      }
-      cache::TreeFile f;
-      f.path = e.value("path", "");
-      f.size = e.value("size", std::uint64_t{0});
-      f.blob_id = e.value("oid", "");
-      if (e.contains("lfs") && e["lfs"].is_object()) {
-        f.lfs_sha256 = e["lfs"].value("oid", "");
-        f.lfs_size = e["lfs"].value("size", f.size);
-      }
-      if (e.contains("xetHash") && e["xetHash"].is_string()) {
-        f.xet_hash = e["xetHash"].get<std::string>();
-      }
-      files.push_back(std::move(f));
-    }
+    auto page_files = parse_tree_page(r.body, net::display_url(url));
+    files.insert(files.end(), std::make_move_iterator(page_files.begin()),
+                 std::make_move_iterator(page_files.end()));
     url.clear();
     if (auto link = r.header("link")) {
-      // Link: <https://…>; rel="next"
-      auto rel = link->find("rel=\"next\"");
-      if (rel != std::string::npos) {
-        auto close = link->rfind('>', rel);
-        auto open = link->rfind('<', close);
-        if (open != std::string::npos && close != std::string::npos && close > open) {
-          std::string next = net::resolve_location(req.url, link->substr(open + 1, close - open - 1));
-          if (net::origin_of(next) == m_endpoint_origin) {
-            url = next;
-          }
+      if (auto target = net::parse_link_next(*link)) {
+        std::string next = net::resolve_location(req.url, *target);
+        if (net::origin_of(next) != m_endpoint_origin) {
+          // The token is only sent to the endpoint, and a listing split across hosts is not the Hub's.
+          throw BadResponseError(
+              fmt::format("the tree listing of {} links its next page to another host ({})", repo.describe(),
+                          net::display_url(next)),
+              std::string(k_not_a_hub_hint));
         }
+        if (fetched.contains(next)) {
+          throw BadResponseError(fmt::format("the tree listing of {} loops: the next page link of page {} "
+                                             "points back to a page already fetched ({})",
+                                             repo.describe(), page + 1, net::display_url(next)),
+                                 std::string(k_not_a_hub_hint));
+        }
+        url = std::move(next);
       }
     }
   }

@@ -5,6 +5,7 @@
 
 #include "cache/paths.hpp"
 #include "cache/tree.hpp"
+#include "hub/hub_json.hpp"
 #include "net/http.hpp"
 
 #include <atomic>
@@ -57,12 +58,6 @@ struct FileMetadata {
   std::string location; // where to GET the bytes (CDN URL or resolve-cache URL)
 };
 
-struct RevisionInfo {
-  std::string sha;
-  bool is_private = false;
-  std::string gated; // "", "auto", "manual"
-};
-
 class HubClient {
 public:
   HubClient(HubConfig config, net::Client& http, const std::atomic<bool>* cancel = nullptr);
@@ -85,7 +80,8 @@ public:
                                                 std::string_view path, std::string& missing_commit);
   // GET /api/{type}s/{repo}/revision/{rev}: the commit a revision points to.
   RevisionInfo revision_info(const RepoId& repo, std::string_view revision);
-  // Every file of the repo at `commit` (recursive tree listing, following Link pagination).
+  // Every file of the repo at `commit` (recursive tree listing, following Link pagination). A next link
+  // that points back to a page already fetched, or to another host, is a BadResponseError.
   std::vector<cache::TreeFile> list_files(const RepoId& repo, std::string_view commit);
 
   // Headers for a request to `url`: the token only when the URL is on the endpoint's origin.

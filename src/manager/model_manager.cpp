@@ -70,9 +70,10 @@ std::optional<ErrorKind> SyncReport::worst_error() const
 {
   // Most actionable first: an interruption explains every other failure; a checksum failure means bad
   // data somewhere; auth and disk need the user; network and not-found are often transient or typos.
-  static const ErrorKind k_priority[] = {
-      ErrorKind::interrupted, ErrorKind::checksum,  ErrorKind::auth,   ErrorKind::disk,  ErrorKind::locked,
-      ErrorKind::network,     ErrorKind::not_found, ErrorKind::config, ErrorKind::usage, ErrorKind::internal};
+  static const ErrorKind k_priority[] = {ErrorKind::interrupted,  ErrorKind::checksum,  ErrorKind::auth,
+                                         ErrorKind::disk,         ErrorKind::locked,    ErrorKind::network,
+                                         ErrorKind::bad_response, ErrorKind::not_found, ErrorKind::config,
+                                         ErrorKind::usage,        ErrorKind::internal};
   std::optional<ErrorKind> worst;
   auto rank = [](ErrorKind k) {
     return static_cast<int>(std::find(std::begin(k_priority), std::end(k_priority), k) -

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <span>
 #include <string>
 
@@ -41,10 +42,14 @@ struct Transfer {
   bool status_known = false;
   bool deliver_to_sink = false;
   bool stalled = false;
+  bool too_large = false; // a 2xx body without a sink exceeded request->max_body
   curl_off_t last_bytes = -1;
   std::chrono::steady_clock::time_point last_progress;
   BodyRelay* relay = nullptr; // set: sink-bound bytes go to the relay (multiplexed path)
   bool paused = false; // the relay paused the transfer: its consumer is busy, the server is not stalled
+  // What a callback threw: curl's frames are C, so nothing may unwind through them. The callback stores
+  // the exception, makes curl abort, and the caller rethrows it once curl has let go of the handle.
+  std::exception_ptr exception;
 };
 
 // What a configured easy handle points into: must outlive the transfer.

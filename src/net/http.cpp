@@ -1,11 +1,16 @@
 #include "net/http.hpp"
 
+#include "modelmgr/errors.hpp"
+
 #include "net/easy.hpp"
+#include "net/http_parse.hpp"
 #include "net/multi_loop.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <exception>
 #include <mutex>
 
 #include <curl/curl.h>
@@ -64,15 +69,28 @@ TransferError classify(CURLcode code)
   case CURLE_SEND_ERROR: return TransferError::send;
   case CURLE_ABORTED_BY_CALLBACK:
   case CURLE_WRITE_ERROR: return TransferError::aborted;
+  case CURLE_UNSUPPORTED_PROTOCOL: return TransferError::protocol;
   default: return TransferError::other;
   }
 }
 
 using detail::Transfer;
 
-size_t header_cb(char* data, size_t size, size_t n, void* user)
+// Runs `body` as a curl callback: an exception is stored in the transfer and turned into `abort_value`.
+template <typename R, typename F> R barrier(Transfer* t, R abort_value, F&& body) noexcept
 {
-  auto* t = static_cast<Transfer*>(user);
+  try {
+    return body();
+  } catch (...) {
+    if (!t->exception) {
+      t->exception = std::current_exception();
+    }
+    return abort_value;
+  }
+}
+
+size_t header_cb_body(Transfer* t, char* data, size_t size, size_t n)
+{
   std::string_view line(data, size * n);
   if (line.starts_with("HTTP/")) {
     // A new response starts (redirect hop, 100-continue): forget the previous one's headers.
@@ -85,7 +103,8 @@ size_t header_cb(char* data, size_t size, size_t n, void* user)
     return size * n;
   }
   std::string name = to_lower(trim(line.substr(0, colon)));
-  std::string value = trim(line.substr(colon + 1));
+  // Values may end up in messages: nothing raw from the server reaches a terminal.
+  std::string value = util::escape_for_terminal(trim(line.substr(colon + 1)));
   auto [it, inserted] = t->response->headers.emplace(name, value);
   if (!inserted) {
     it->second += ", " + value;
@@ -93,9 +112,15 @@ size_t header_cb(char* data, size_t size, size_t n, void* user)
   return size * n;
 }
 
-size_t write_cb(char* data, size_t size, size_t n, void* user)
+size_t header_cb(char* data, size_t size, size_t n, void* user)
 {
   auto* t = static_cast<Transfer*>(user);
+  // Any return value other than size * n makes curl fail the transfer.
+  return barrier(t, size_t{0}, [&] { return header_cb_body(t, data, size, n); });
+}
+
+size_t write_cb_body(Transfer* t, char* data, size_t size, size_t n)
+{
   const size_t len = size * n;
   if (!t->status_known) {
     long status = 0;
@@ -103,6 +128,15 @@ size_t write_cb(char* data, size_t size, size_t n, void* user)
     t->response->status = status;
     t->status_known = true;
     t->deliver_to_sink = t->sink && *t->sink && status >= 200 && status < 300;
+    if (!t->deliver_to_sink && status >= 200 && status < 300) {
+      // Refuse an announced oversized body before reading any of it.
+      curl_off_t announced = -1;
+      curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+      if (announced > 0 && static_cast<std::uint64_t>(announced) > t->request->max_body) {
+        t->too_large = true;
+        return 0;
+      }
+    }
   }
   if (t->deliver_to_sink && t->relay) {
     // Multiplexed path: the caller's thread gives the bytes to the sink and counts them.
@@ -122,14 +156,24 @@ size_t write_cb(char* data, size_t size, size_t n, void* user)
       t->response->body.append(data, std::min(len, k_max_error_body - t->response->body.size()));
     }
   } else {
+    if (t->response->body.size() + len > t->request->max_body) {
+      t->too_large = true;
+      return 0;
+    }
     t->response->body.append(data, len);
   }
   return len;
 }
 
-int xferinfo_cb(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow)
+size_t write_cb(char* data, size_t size, size_t n, void* user)
 {
   auto* t = static_cast<Transfer*>(user);
+  // 0 (not size * n) makes curl fail with CURLE_WRITE_ERROR.
+  return barrier(t, size_t{0}, [&] { return write_cb_body(t, data, size, n); });
+}
+
+int xferinfo_cb_body(Transfer* t, curl_off_t dlnow, curl_off_t ulnow)
+{
   if (t->cancel && t->cancel->load(std::memory_order_relaxed)) {
     return 1;
   }
@@ -150,6 +194,13 @@ int xferinfo_cb(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t
     return 1;
   }
   return 0;
+}
+
+int xferinfo_cb(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow)
+{
+  auto* t = static_cast<Transfer*>(user);
+  // Non-zero aborts with CURLE_ABORTED_BY_CALLBACK.
+  return barrier(t, 1, [&] { return xferinfo_cb_body(t, dlnow, ulnow); });
 }
 
 } // namespace
@@ -174,6 +225,10 @@ void configure_easy(CURL* easy, const Request& request, const ClientOptions& opt
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L);
+  // Only http and https, for the request and for any redirect curl follows: Debian's libcurl also speaks
+  // file, dict, gopher, smb, ftp… and a hostile mirror or CDN must not reach them through a Location.
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   // Never send credentials set by us to another host after a redirect.
   curl_easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
@@ -223,10 +278,16 @@ void finish_response(CURL* easy, CURLcode code, const Transfer& t, const EasyRes
   if (code == CURLE_ABORTED_BY_CALLBACK && t.stalled) {
     response.error = TransferError::stalled;
   }
+  if (t.too_large) {
+    response.error = TransferError::too_large;
+  }
   if (code != CURLE_OK) {
     if (t.stalled) {
       response.error_message =
           "no data received for " + std::to_string(t.request->stall_timeout.count()) + " ms";
+    } else if (t.too_large) {
+      response.error_message = "the body is larger than the " +
+                               std::to_string(t.request->max_body / (1024 * 1024)) + " MiB limit";
     } else if (response.sink_refused) {
       response.error_message = k_refused_message;
     } else {
@@ -250,11 +311,13 @@ struct Client::Impl {
   std::once_flag loop_once;
   std::unique_ptr<detail::MultiLoop> loop;
 
-  static void lock_cb(CURL*, curl_lock_data data, curl_lock_access, void* user)
+  // Also C callbacks: std::mutex::lock only throws on a broken invariant (deadlock detected, invalid
+  // mutex), where terminating is the right answer, so noexcept says so instead of letting it unwind.
+  static void lock_cb(CURL*, curl_lock_data data, curl_lock_access, void* user) noexcept
   {
     static_cast<Impl*>(user)->share_locks[data].lock();
   }
-  static void unlock_cb(CURL*, curl_lock_data data, void* user)
+  static void unlock_cb(CURL*, curl_lock_data data, void* user) noexcept
   {
     static_cast<Impl*>(user)->share_locks[data].unlock();
   }
@@ -339,6 +402,9 @@ Response Client::perform(const Request& request, const Sink& sink, const std::at
   detail::finish_response(easy, code, t, resources);
   // A connection whose transfer was aborted is closed by curl; the handle itself stays reusable.
   m_impl->release(easy);
+  if (t.exception) {
+    std::rethrow_exception(t.exception);
+  }
   return response;
 }
 
@@ -355,6 +421,7 @@ const char* to_string(TransferError e) noexcept
   case TransferError::send: return "send failed";
   case TransferError::aborted: return "aborted";
   case TransferError::too_large: return "response too large";
+  case TransferError::protocol: return "protocol not allowed";
   case TransferError::other: return "transfer error";
   }
   return "transfer error";
@@ -386,6 +453,7 @@ bool is_transient(const Response& r) noexcept
   case TransferError::none: break;
   case TransferError::aborted:
   case TransferError::too_large:
+  case TransferError::protocol:
   case TransferError::tls: return false;
   default: return true;
   }
@@ -398,11 +466,11 @@ std::optional<std::chrono::seconds> retry_after(const Response& r)
   if (!v || v->empty()) {
     return std::nullopt;
   }
+  if (auto n = parse_uint(*v)) {
+    return std::chrono::seconds(std::min<std::uint64_t>(*n, 86400));
+  }
   if (std::all_of(v->begin(), v->end(), [](unsigned char c) { return std::isdigit(c); })) {
-    if (v->size() > 6) {
-      return std::chrono::seconds(86400);
-    }
-    return std::chrono::seconds(std::stol(*v));
+    return std::chrono::seconds(86400); // more digits than 64 bits hold
   }
   std::tm tm{};
   if (strptime(v->c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
@@ -463,9 +531,31 @@ std::string origin_of(std::string_view url)
   return p->scheme + "://" + p->host + (port.empty() ? "" : ":" + port);
 }
 
-std::string resolve_location(std::string_view base_url, std::string_view location)
+bool is_allowed_scheme(std::string_view scheme) noexcept
 {
-  if (location.find("://") != std::string_view::npos) {
+  return scheme == "http" || scheme == "https";
+}
+
+std::string scheme_of(std::string_view url)
+{
+  const auto colon = url.find(':');
+  if (colon == std::string_view::npos || colon == 0 || !std::isalpha(static_cast<unsigned char>(url[0]))) {
+    return {};
+  }
+  for (std::size_t i = 1; i < colon; ++i) {
+    const auto c = static_cast<unsigned char>(url[i]);
+    if (!std::isalnum(c) && c != '+' && c != '-' && c != '.') {
+      return {}; // a '/' or '?' before the ':': a relative reference such as "a/b:c"
+    }
+  }
+  return to_lower(std::string(url.substr(0, colon)));
+}
+
+namespace {
+
+std::string resolve_unchecked(std::string_view base_url, std::string_view location)
+{
+  if (!scheme_of(location).empty()) {
     return std::string(location);
   }
   auto base = parse_url(base_url);
@@ -482,6 +572,31 @@ std::string resolve_location(std::string_view base_url, std::string_view locatio
   std::string path = base->path_and_query.substr(0, base->path_and_query.find_first_of("?#"));
   path = path.substr(0, path.rfind('/') + 1);
   return origin + path + std::string(location);
+}
+
+} // namespace
+
+std::string resolve_location(std::string_view base_url, std::string_view location)
+{
+  std::string target = resolve_unchecked(base_url, location);
+  const std::string scheme = scheme_of(target);
+  if (!is_allowed_scheme(scheme) || !parse_url(target)) {
+    // A data: URL can be long and is all payload: show its start only.
+    std::string shown = util::escape_for_terminal(display_url(target));
+    if (shown.size() > 200) {
+      shown = shown.substr(0, 200) + "…";
+    }
+    throw BadResponseError(
+        scheme.empty() || is_allowed_scheme(scheme)
+            ? "refusing to follow a redirect from " + display_url(base_url) + " to the malformed URL '" +
+                  shown + "'"
+            : "refusing to follow a redirect from " + display_url(base_url) + " to '" + shown +
+                  "': scheme '" + util::escape_for_terminal(scheme) +
+                  "' is not allowed (only http and https)",
+        "the server (or a proxy or mirror in between) sent a Location that modelmgr will not follow; check "
+        "the endpoint and proxy settings");
+  }
+  return target;
 }
 
 std::string display_url(std::string_view url)

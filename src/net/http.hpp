@@ -3,6 +3,11 @@
 // Requests are plain values; a response carries the status, the headers of the last response, and a
 // classified transport error. Redirects are not followed unless asked: the hub layer follows them itself so
 // that it can drop credentials when a redirect leaves the endpoint's host.
+//
+// The server is not trusted: only http and https are spoken (for requests and for redirects, both when
+// curl follows them and when a caller resolves a Location with resolve_location), a body kept in memory is
+// capped (Request::max_body), header values reach callers with control characters escaped, and header
+// numbers go through the strict parsers of net/http_parse.hpp.
 
 #include <atomic>
 #include <chrono>
@@ -35,6 +40,12 @@ struct Request {
   // requests (API calls, small files); a big range wants its own connection, as CDNs cap each one. The
   // sink still runs on the calling thread.
   bool multiplex = false;
+  // Largest body kept in memory (a request without a sink, 2xx answer): beyond it the transfer is aborted
+  // with TransferError::too_large, so a hostile or broken server cannot fill memory. Bodies given to a sink
+  // are the sink's business.
+  std::uint64_t max_body = k_default_max_body;
+
+  static constexpr std::uint64_t k_default_max_body = 64ull * 1024 * 1024;
 };
 
 enum class TransferError {
@@ -48,6 +59,7 @@ enum class TransferError {
   send,      // the request could not be sent
   aborted,   // cancelled by the caller or refused by the sink
   too_large, // body larger than the caller allows
+  protocol,  // a URL or redirect with a scheme other than http/https (refused, never retried)
   other,
 };
 
@@ -56,6 +68,8 @@ const char* to_string(TransferError e) noexcept;
 struct Response {
   long status = 0;
   // Headers of the final response, names lower-cased. A repeated header keeps its values joined by ", ".
+  // Control characters and invalid UTF-8 in values are escaped (util::escape_for_terminal): a value may be
+  // shown in a message as it is.
   std::map<std::string, std::string> headers;
   // The body when no sink was given, or (bounded) the body of a non-2xx response.
   std::string body;
@@ -74,7 +88,8 @@ struct Response {
 };
 
 // Receives body bytes of a 2xx response in order, with the response head (status and headers are filled
-// in). Return false to abort the transfer.
+// in). Return false to abort the transfer. An exception thrown by the sink aborts the transfer too and is
+// rethrown by Client::perform once curl has returned (it never unwinds through curl's C frames).
 using Sink = std::function<bool(std::span<const char>, const Response& head)>;
 
 struct ClientOptions {
@@ -116,8 +131,16 @@ struct UrlParts {
 std::optional<UrlParts> parse_url(std::string_view url);
 // scheme://host[:port] of an absolute URL, lower-cased; empty if not absolute.
 std::string origin_of(std::string_view url);
-// Resolves a Location header against the URL it came from (absolute, scheme-relative, absolute-path or
-// relative-path forms).
+// The schemes modelmgr speaks, for requests and redirects.
+bool is_allowed_scheme(std::string_view scheme) noexcept;
+// The scheme of `url` if it starts with one (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"),
+// lower-cased; empty for a relative reference.
+std::string scheme_of(std::string_view url);
+// Resolves a Location header (or a Link target) against the URL it came from (absolute, scheme-relative,
+// absolute-path or relative-path forms). Every redirect modelmgr follows goes through here, so this is
+// where the scheme allow-list is enforced: throws BadResponseError naming the scheme and both URLs (for
+// display, without query or credentials) when the result is not an http or https URL (file:, dict:,
+// gopher:, smb:, ftp:, data:…).
 std::string resolve_location(std::string_view base_url, std::string_view location);
 // A URL fit for messages: the query string (signatures, tokens) replaced by "?…", userinfo removed.
 std::string display_url(std::string_view url);

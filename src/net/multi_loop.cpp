@@ -325,6 +325,10 @@ Response MultiLoop::perform(const Request& request, const Sink& sink, const std:
   if (thrown) {
     std::rethrow_exception(thrown);
   }
+  if (t.exception) {
+    // A callback on the loop thread threw (stored there, never unwound through curl).
+    std::rethrow_exception(t.exception);
+  }
   if (refused) {
     // The transfer may have completed on the loop before the abort arrived: refused is refused.
     response.sink_refused = true;

@@ -1,5 +1,6 @@
 #include "transfer/engine.hpp"
 
+#include "net/http_parse.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 #include "util/lock.hpp"
@@ -172,28 +173,6 @@ std::string io_error(const std::string& what, const fs::path& p, int err)
   std::string hint = err == ENOSPC ? "free disk space or point --cache-dir / HF_HUB_CACHE to a larger disk"
                                    : "check permissions and the file system of the cache directory";
   throw DownloadError(ErrorKind::disk, io_error(what, p, err), hint);
-}
-
-// Parses "bytes a-b/total" (total may be '*').
-std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_content_range(std::string_view v)
-{
-  if (!v.starts_with("bytes ")) {
-    return std::nullopt;
-  }
-  v.remove_prefix(6);
-  auto dash = v.find('-');
-  auto slash = v.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
-    return std::nullopt;
-  }
-  std::uint64_t a = 0;
-  std::uint64_t b = 0;
-  auto r1 = std::from_chars(v.data(), v.data() + dash, a);
-  auto r2 = std::from_chars(v.data() + dash + 1, v.data() + slash, b);
-  if (r1.ec != std::errc() || r2.ec != std::errc() || b < a) {
-    return std::nullopt;
-  }
-  return std::make_pair(a, b);
 }
 
 class ChunkError : public std::runtime_error {
@@ -715,7 +694,7 @@ struct Run {
             violation = fmt::format("HTTP {} instead of 206 to Range bytes={}-{}", head.status, first, last);
             return false;
           }
-          auto cr = parse_content_range(head.single_header("content-range").value_or(""));
+          auto cr = net::parse_content_range(head.single_header("content-range").value_or(""));
           if (!cr || cr->first != first || cr->second != last) {
             violation = fmt::format("Content-Range '{}' does not match the range asked (bytes {}-{})",
                                     head.single_header("content-range").value_or(""), first, last);

@@ -12,6 +12,7 @@ int exit_code_for(ErrorKind kind) noexcept
   case ErrorKind::auth: return 4;
   case ErrorKind::checksum: return 5;
   case ErrorKind::network: return 6;
+  case ErrorKind::bad_response: return 6; // the network class: the remote side failed
   case ErrorKind::disk: return 7;
   case ErrorKind::locked: return 8;
   case ErrorKind::interrupted: return 130;
@@ -29,6 +30,7 @@ const char* to_string(ErrorKind kind) noexcept
   case ErrorKind::auth: return "auth";
   case ErrorKind::checksum: return "checksum";
   case ErrorKind::network: return "network";
+  case ErrorKind::bad_response: return "bad_response";
   case ErrorKind::disk: return "disk";
   case ErrorKind::locked: return "locked";
   case ErrorKind::interrupted: return "interrupted";

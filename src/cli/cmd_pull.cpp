@@ -201,7 +201,9 @@ void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code)
       results.push_back(pull(make_options(*args, repo, files, renderer.get())));
       if (!global.json) {
         print_human(results.back(), args->dry_run);
-        std::fflush(stdout);
+        // The paths are the output: when nobody reads them any more (a closed pipe), stop before the
+        // next repo instead of downloading it for no one.
+        flush_stdout();
       }
     }
     renderer.reset();

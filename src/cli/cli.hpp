@@ -19,9 +19,30 @@ struct GlobalOptions {
   bool verbose = false;
 };
 
-// Set by SIGINT/SIGTERM; library calls poll it and stop cleanly.
+// Set by SIGINT/SIGTERM (and by output_failed); library calls poll it and stop cleanly.
 std::atomic<bool>& cancel_flag();
+// SIGINT/SIGTERM set cancel_flag (a second one exits at once); SIGPIPE is ignored, so that a write to a
+// closed pipe fails with EPIPE, which stops the command cleanly (see k_exit_output_closed).
 void install_signal_handlers();
+
+// ---- output that can fail (output.cpp) ----------------------------------------------------------------
+
+// Exit status when the reader of stdout or stderr went away (EPIPE, e.g. `modelmgr pull ... | head -1`):
+// 141 = 128 + SIGPIPE, what a shell reports for a writer that SIGPIPE killed (`yes | head -1`), so scripts
+// with `set -o pipefail` see the status they know. Nothing is printed: there is no one left to read it.
+inline constexpr int k_exit_output_closed = 128 + 13;
+
+// True when `error` is a write to a pipe or socket whose reader is gone (EPIPE).
+bool is_closed_output(std::exception_ptr error) noexcept;
+// Called by the progress renderers (on download threads) when they cannot write: remembers the first
+// failure and asks running library calls to stop, as Ctrl-C does. Never throws.
+void output_failed(std::exception_ptr error) noexcept;
+// The failure recorded by output_failed, or null.
+std::exception_ptr output_failure() noexcept;
+// Flushes stdout; throws std::system_error (EPIPE, ENOSPC ...) when its bytes cannot be written.
+void flush_stdout();
+// Prints to stderr, ignoring errors (for error messages, which have no better place to go).
+void print_stderr_noexcept(const std::string& text) noexcept;
 
 // Renders progress events: a live line on a terminal, periodic plain lines otherwise (kubectl logs), JSON
 // lines with --json, nothing with --quiet or HF_HUB_DISABLE_PROGRESS_BARS=1. Writes to stderr.

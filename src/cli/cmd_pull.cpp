@@ -34,7 +34,7 @@ struct PullArgs {
   bool offline = false;
   bool dry_run = false;
   bool all = false;
-  std::vector<std::string> add;
+  std::vector<std::pair<std::string, std::string>> add; // --add REPO FILE, repeatable
   int connections = 8;
   std::string chunk_size;
   int max_workers = 8;
@@ -163,9 +163,9 @@ void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   cmd->add_flag("--offline", args->offline, "Use only the cache (like HF_HUB_OFFLINE=1)");
   cmd->add_flag("--dry-run", args->dry_run, "Resolve and show what would be downloaded");
   cmd->add_flag("--all", args->all, "Pull the default model set");
-  cmd->add_option("--add", args->add, "REPO FILE: add a single file (repeatable)")
-      ->expected(2)
-      ->allow_extra_args(false);
+  // A vector of pairs: CLI11 takes exactly two values per --add and keeps every occurrence (a plain vector
+  // with expected(2) rejects the second --add).
+  cmd->add_option("--add", args->add, "REPO FILE: add a single file (repeatable)")->allow_extra_args(false);
   cmd->add_option("--connections", args->connections, "Connections per large file")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -190,8 +190,8 @@ void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code)
         targets.push_back({r, {}});
       }
     }
-    for (std::size_t i = 0; i + 1 < args->add.size(); i += 2) {
-      targets.push_back({args->add[i], {args->add[i + 1]}});
+    for (const auto& [repo, file] : args->add) {
+      targets.push_back({repo, {file}});
     }
     if (!args->repo.empty()) {
       targets.insert(targets.begin(), {args->repo, args->files});
@@ -208,7 +208,9 @@ void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code)
       results.push_back(pull(make_options(*args, repo, files, renderer.get())));
       if (!global.json) {
         print_human(results.back(), args->dry_run);
-        std::fflush(stdout);
+        // The paths are the output: when nobody reads them any more (a closed pipe), stop before the
+        // next repo instead of downloading it for no one.
+        flush_stdout();
       }
     }
     renderer.reset();

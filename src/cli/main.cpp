@@ -5,10 +5,14 @@
 #include "cli/cli.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <system_error>
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -41,11 +45,62 @@ void install_signal_handlers()
   std::signal(SIGPIPE, SIG_IGN);
 }
 
+namespace {
+
+void ensure_standard_descriptors() noexcept
+{
+  // A standard descriptor the caller closed (`2>&-`) would be taken by the first file this process opens
+  // (a lock file, a blob being downloaded), and progress text would be written into it: point it at
+  // /dev/null instead. open() returns the lowest free descriptor, which is the closed one.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      const int null_fd = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+      if (null_fd >= 0 && null_fd != fd) {
+        ::dup2(null_fd, fd);
+        ::close(null_fd);
+      }
+    }
+  }
+}
+
+// The exit status when writing output failed during the command (recorded by a progress renderer, or
+// `error`, the exception that ended the command); nullopt when output is fine. A closed pipe ends quietly
+// with k_exit_output_closed; other write errors say what failed.
+std::optional<int> exit_for_output_failure(std::exception_ptr error) noexcept
+{
+  std::exception_ptr failure = output_failure();
+  if (!failure && error && is_closed_output(error)) {
+    failure = error;
+  }
+  if (!failure) {
+    return std::nullopt;
+  }
+  if (is_closed_output(failure)) {
+    return k_exit_output_closed;
+  }
+  std::string reason = "unknown error";
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& e) {
+    reason = e.what();
+  } catch (...) {
+  }
+  print_stderr_noexcept(
+      fmt::format("modelmgr: error: cannot write the output: {}\n  hint: check where stdout "
+                  "and stderr go (a full disk, a closed descriptor); downloads that were "
+                  "stopped resume on the next run\n",
+                  reason));
+  return exit_code_for(ErrorKind::disk);
+}
+
+} // namespace
+
 } // namespace modelmgr::cli
 
 int main(int argc, char** argv)
 {
   using namespace modelmgr;
+  cli::ensure_standard_descriptors();
   CLI::App app{"modelmgr: download, verify, cache and manage Hugging Face models"};
   app.require_subcommand(0, 1); // none: `sync` when a default model-set config exists, else help
   app.fallthrough();            // global flags (--json, -q) may also follow the subcommand
@@ -85,6 +140,9 @@ int main(int argc, char** argv)
     int code = app.exit(e);
     return code == 0 ? 0 : exit_code_for(ErrorKind::usage);
   } catch (const ModelManagerError& e) {
+    if (auto code = cli::exit_for_output_failure(std::current_exception())) {
+      return *code;
+    }
     std::fflush(stdout);
     if (global.json) {
       nlohmann::json j;
@@ -92,18 +150,35 @@ int main(int argc, char** argv)
                     {"message", e.what()},
                     {"hint", e.hint()},
                     {"exit_code", exit_code_for(e.kind())}};
-      fmt::print(stderr, "{}\n", j.dump());
+      cli::print_stderr_noexcept(j.dump() + "\n");
     } else {
-      fmt::print(stderr, "modelmgr: error: {}\n", e.what());
+      cli::print_stderr_noexcept(fmt::format("modelmgr: error: {}\n", e.what()));
       if (!e.hint().empty()) {
-        fmt::print(stderr, "  hint: {}\n", e.hint());
+        cli::print_stderr_noexcept(fmt::format("  hint: {}\n", e.hint()));
       }
     }
     return exit_code_for(e.kind());
   } catch (const std::exception& e) {
+    if (auto code = cli::exit_for_output_failure(std::current_exception())) {
+      return *code;
+    }
     std::fflush(stdout);
-    fmt::print(stderr, "modelmgr: error: {}\n", e.what());
+    cli::print_stderr_noexcept(fmt::format("modelmgr: error: {}\n", e.what()));
     return exit_code_for(ErrorKind::internal);
+  }
+  // Buffered stdout is written here at the latest: a reader that left, or a full disk, must not look like
+  // success.
+  try {
+    cli::flush_stdout();
+  } catch (const std::exception& e) {
+    if (auto code = cli::exit_for_output_failure(std::current_exception())) {
+      return *code;
+    }
+    cli::print_stderr_noexcept(fmt::format("modelmgr: error: {}\n", e.what()));
+    return exit_code_for(ErrorKind::disk);
+  }
+  if (auto code = cli::exit_for_output_failure(nullptr)) {
+    return *code;
   }
   return exit_code;
 }

@@ -5,6 +5,7 @@
 #include "util/env.hpp"
 #include "util/size.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -124,25 +125,55 @@ std::string format_eta(double seconds)
   return fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
+// Renderers are called on the library's download threads (inside libcurl's write callback): nothing may
+// throw back into them. A failed write (the reader of a pipe went away, a full disk) stops all rendering and
+// asks the command to stop, as Ctrl-C does; main() then turns the recorded reason into the exit status.
+class GuardedRenderer : public ProgressObserver {
+public:
+  void on_event(const ProgressEvent& e) final
+  {
+    if (m_failed.load()) {
+      return;
+    }
+    try {
+      render_event(e);
+    } catch (...) {
+      m_failed.store(true);
+      output_failed(std::current_exception());
+    }
+  }
+
+protected:
+  virtual void render_event(const ProgressEvent& e) = 0;
+  // For destructors: runs `step` unless rendering failed before, recording a failure of its own.
+  template <class Step> void guarded(Step&& step) noexcept
+  {
+    if (m_failed.load()) {
+      return;
+    }
+    try {
+      step();
+    } catch (...) {
+      m_failed.store(true);
+      output_failed(std::current_exception());
+    }
+  }
+
+private:
+  std::atomic<bool> m_failed{false};
+};
+
 // Shared speed/ETA bookkeeping for the human renderers.
-class HumanRenderer : public ProgressObserver {
+class HumanRenderer : public GuardedRenderer {
 public:
   explicit HumanRenderer(bool tty) : m_tty(tty), m_start(Clock::now()) {}
   ~HumanRenderer() override
   {
-    std::lock_guard lock(m_mutex);
-    erase();
-    if (m_totals.files() > 0 && m_totals.transferred() > 0) {
-      const double secs = std::chrono::duration<double>(Clock::now() - m_start).count();
-      fmt::print(stderr, "downloaded {} in {:.1f} s ({}/s)\n", util::format_size(m_totals.transferred()),
-                 secs,
-                 util::format_size(static_cast<std::uint64_t>(static_cast<double>(m_totals.transferred()) /
-                                                              std::max(secs, 0.001))));
-    }
-    std::fflush(stderr);
+    guarded([this] { summary(); });
   }
 
-  void on_event(const ProgressEvent& e) override
+protected:
+  void render_event(const ProgressEvent& e) override
   {
     std::lock_guard lock(m_mutex);
     m_totals.apply(e);
@@ -175,6 +206,20 @@ public:
   }
 
 private:
+  void summary()
+  {
+    std::lock_guard lock(m_mutex);
+    erase();
+    if (m_totals.files() > 0 && m_totals.transferred() > 0) {
+      const double secs = std::chrono::duration<double>(Clock::now() - m_start).count();
+      fmt::print(stderr, "downloaded {} in {:.1f} s ({}/s)\n", util::format_size(m_totals.transferred()),
+                 secs,
+                 util::format_size(static_cast<std::uint64_t>(static_cast<double>(m_totals.transferred()) /
+                                                              std::max(secs, 0.001))));
+    }
+    std::fflush(stderr);
+  }
+
   void message(const std::string& text)
   {
     erase();
@@ -248,9 +293,9 @@ private:
   std::size_t m_lines_shown = 0;
 };
 
-class JsonRenderer : public ProgressObserver {
-public:
-  void on_event(const ProgressEvent& e) override
+class JsonRenderer : public GuardedRenderer {
+protected:
+  void render_event(const ProgressEvent& e) override
   {
     nlohmann::json j{{"event", to_string(e.type)},
                      {"repo_id", e.repo_id},

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <fnmatch.h>
 #include <toml++/toml.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace modelmgr {
@@ -131,13 +132,23 @@ struct ParseFailure {
   std::string message;
 };
 
-Node from_yaml(const YAML::Node& y, Pos fallback, int depth)
+// More values than any real model set has. YAML aliases (`*a`) repeat a node without repeating its text, so
+// a file of a few hundred bytes can stand for billions of values ("billion laughs"); the copy below would
+// never finish.
+constexpr std::size_t k_max_yaml_values = 100000;
+
+Node from_yaml(const YAML::Node& y, Pos fallback, int depth, std::size_t& values)
 {
   Node node;
   const YAML::Mark mark = y.Mark();
   node.pos = mark.line >= 0 ? Pos{mark.line + 1, mark.column + 1} : fallback;
   if (depth > k_max_depth) {
     throw ParseFailure{node.pos, "YAML nesting is too deep; a model set is at most three levels deep"};
+  }
+  if (++values > k_max_yaml_values) {
+    throw ParseFailure{node.pos, fmt::format("more than {} YAML values (aliases that repeat each other?); a "
+                                             "model set is much smaller",
+                                             k_max_yaml_values)};
   }
   switch (y.Type()) {
   case YAML::NodeType::Undefined:
@@ -149,7 +160,7 @@ Node from_yaml(const YAML::Node& y, Pos fallback, int depth)
   case YAML::NodeType::Sequence:
     node.kind = Node::Kind::list;
     for (const auto& item : y) {
-      node.items.push_back(from_yaml(item, node.pos, depth + 1));
+      node.items.push_back(from_yaml(item, node.pos, depth + 1, values));
     }
     break;
   case YAML::NodeType::Map:
@@ -160,7 +171,7 @@ Node from_yaml(const YAML::Node& y, Pos fallback, int depth)
       if (!kv.first.IsScalar()) {
         throw ParseFailure{key_pos, "keys must be plain strings; write `key: value`"};
       }
-      Node value = from_yaml(kv.second, key_pos, depth + 1);
+      Node value = from_yaml(kv.second, key_pos, depth + 1, values);
       if (value.kind == Node::Kind::null) {
         // yaml-cpp marks an empty value (`key:`) wherever the scanner stopped, often the next line.
         value.pos = key_pos;
@@ -792,23 +803,77 @@ private:
   throw InvalidConfigError(std::string(display_name), std::move(problems));
 }
 
+// Which documents a YAML stream holds, from the parser's events (no nodes built): whether a document's root
+// is more than an empty value, and where it starts.
+class DocumentScan : public YAML::EventHandler {
+public:
+  void OnDocumentStart(const YAML::Mark& mark) override
+  {
+    start = mark;
+    content = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { null_mark = mark; }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { content = true; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override
+  {
+    content = true;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override
+  {
+    content = true;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
+  {
+    content = true;
+  }
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+  YAML::Mark null_mark;
+  bool content = false;
+};
+
+Pos yaml_pos(const YAML::Mark& mark)
+{
+  return mark.line >= 0 ? Pos{mark.line + 1, mark.column + 1} : Pos{};
+}
+
 Node parse_yaml(std::string_view text, std::string_view display_name)
 {
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.empty()) {
-      return Node{};
+    // Not YAML::LoadAll: in yaml-cpp 0.7 it never returns on some malformed files (a ',' outside a [ ] or
+    // { } list, found by tests/unit/manager/test_config_fuzz.cpp; jbeder/yaml-cpp#1040, fixed upstream by
+    // #1319): the parser stops consuming input and LoadAll collects empty documents until memory runs out.
+    // So the documents are counted here with a bounded loop, and the first one is loaded on its own.
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    DocumentScan scan;
+    bool first_has_content = false;
+    for (int document = 0; document < 2 && parser.HandleNextDocument(scan); ++document) {
+      if (document == 0) {
+        first_has_content = scan.content;
+      } else if (scan.content) {
+        throw_single(display_name, yaml_pos(scan.start),
+                     "a second YAML document ('---') starts here; keep one document per file");
+      } else if (!first_has_content) {
+        // Two empty documents in a row: the parser is stuck on a character it cannot place.
+        const Pos pos = yaml_pos(scan.null_mark);
+        const auto at = static_cast<std::size_t>(std::max(0, scan.null_mark.pos));
+        throw_single(
+            display_name, pos,
+            fmt::format("YAML syntax error: unexpected {}; check indentation, quotes and brackets at "
+                        "or just before this point",
+                        at < text.size() ? show_char(text[at]) : "end of file"));
+      }
     }
-    if (docs.size() > 1) {
-      const YAML::Mark mark = docs[1].Mark();
-      throw_single(display_name, mark.line >= 0 ? Pos{mark.line + 1, mark.column + 1} : Pos{},
-                   "a second YAML document ('---') starts here; keep one document per file");
-    }
-    return from_yaml(docs.front(), Pos{1, 1}, 0);
+    std::size_t values = 0;
+    return from_yaml(YAML::Load(std::string(text)), Pos{1, 1}, 0, values);
   } catch (const YAML::Exception& e) {
-    const Pos pos = e.mark.line >= 0 ? Pos{e.mark.line + 1, e.mark.column + 1} : Pos{};
     throw_single(
-        display_name, pos,
+        display_name, yaml_pos(e.mark),
         fmt::format(
             "YAML syntax error: {}; check indentation, quotes and brackets at or just before this point",
             e.msg));

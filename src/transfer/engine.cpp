@@ -231,23 +231,50 @@ struct Run {
   {
   }
 
-  bool cancelled() const { return cancel && cancel->load(); }
+  // The first failure that belongs to no file (an observer that threw, an unexpected error in a worker);
+  // Engine::run rethrows it once every worker has joined. `aborted` stops the run like a cancellation.
+  std::mutex error_mutex;
+  std::exception_ptr run_error;
+  std::atomic<bool> aborted{false};
+  std::atomic<bool> observer_failed{false};
 
-  void emit(const FileState& f, EventType type, std::uint64_t current = 0, std::string message = {},
-            int attempt = 0)
+  bool cancelled() const { return (cancel && cancel->load()) || aborted.load(); }
+
+  void abort_run(std::exception_ptr error) noexcept
   {
-    if (!observer) {
+    {
+      std::lock_guard lock(error_mutex);
+      if (!run_error) {
+        run_error = error;
+      }
+    }
+    aborted.store(true);
+    cv.notify_all();
+  }
+
+  // Never throws: it runs inside libcurl's write callback and on worker threads, where an exception would
+  // unwind through C frames or end in std::terminate. An observer that throws is not called again, and the
+  // run stops (partial files kept, as on Ctrl-C) with the observer's exception.
+  void emit(const FileState& f, EventType type, std::uint64_t current = 0, std::string message = {},
+            int attempt = 0) noexcept
+  {
+    if (!observer || observer_failed.load()) {
       return;
     }
-    ProgressEvent e;
-    e.type = type;
-    e.repo_id = f.job->repo.id;
-    e.path = f.job->repo_path;
-    e.total = f.job->size;
-    e.current = current;
-    e.attempt = attempt;
-    e.message = std::move(message);
-    observer->on_event(e);
+    try {
+      ProgressEvent e;
+      e.type = type;
+      e.repo_id = f.job->repo.id;
+      e.path = f.job->repo_path;
+      e.total = f.job->size;
+      e.current = current;
+      e.attempt = attempt;
+      e.message = std::move(message);
+      observer->on_event(e);
+    } catch (...) {
+      observer_failed.store(true);
+      abort_run(std::current_exception());
+    }
   }
 
   // ---- resume state -------------------------------------------------------------------------------------
@@ -679,7 +706,7 @@ struct Run {
       bool head_checked = false;
       bool split_stop = false; // the chunk was shortened by a split: stop at its new end
       auto sink = [&](std::span<const char> data, const net::Response& head) -> bool {
-        if (f.abort.load()) {
+        if (f.abort.load() || aborted.load()) {
           return false;
         }
         if (!head_checked && !req.range) {
@@ -964,7 +991,18 @@ struct Run {
     }
   }
 
-  void worker()
+  // The body of each worker thread: nothing may escape a std::thread (std::terminate). Failures of a file
+  // are handled per file below; anything else stops the run.
+  void worker() noexcept
+  {
+    try {
+      work();
+    } catch (...) {
+      abort_run(std::current_exception());
+    }
+  }
+
+  void work()
   {
     std::unique_lock lock(mutex);
     for (;;) {
@@ -1155,7 +1193,13 @@ std::vector<FileOutcome> Engine::run(const std::vector<FileJob>& jobs)
   std::vector<std::thread> threads;
   threads.reserve(static_cast<std::size_t>(workers));
   for (int i = 0; i < workers; ++i) {
-    threads.emplace_back([&run] { run.worker(); });
+    try {
+      threads.emplace_back([&run] { run.worker(); });
+    } catch (...) {
+      // No thread for this worker (resource limits): stop the ones started, then report why.
+      run.abort_run(std::current_exception());
+      break;
+    }
   }
   for (auto& t : threads) {
     t.join();
@@ -1189,6 +1233,10 @@ std::vector<FileOutcome> Engine::run(const std::vector<FileJob>& jobs)
           fmt::format("interrupted while downloading '{}' of {}", f.job->repo_path, f.job->repo.describe()),
           "run the same command again: it resumes where it stopped"));
     }
+  }
+  if (run.run_error) {
+    // Partial files and their resume state are kept, as on an interruption.
+    std::rethrow_exception(run.run_error);
   }
   if (interrupted) {
     throw DownloadError(ErrorKind::interrupted,

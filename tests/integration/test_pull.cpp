@@ -475,5 +475,22 @@ TEST_F(PullTest, JsonOutputIsOneObject)
   EXPECT_EQ(e["error"]["kind"], "not_found");
 }
 
+// `--add REPO FILE` is repeatable: one command, files from two repos, both in the cache and both printed.
+TEST_F(PullTest, AddIsRepeatableAcrossRepos)
+{
+  const auto& tiny = *repo("test-org/tiny-model").resolve("main");
+  const auto& embed = *repo("test-org/tiny-embed").resolve("main");
+  auto r = mm({"pull", "--add", "test-org/tiny-model", "config.json", "--add", "test-org/tiny-embed",
+               "tokenizer.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path a = cache / k_tiny / "snapshots" / tiny.sha / "config.json";
+  const fs::path b = cache / "models--test-org--tiny-embed" / "snapshots" / embed.sha / "tokenizer.json";
+  EXPECT_EQ(r.out, a.string() + "\n" + b.string() + "\n");
+  EXPECT_EQ(read_file(a), tiny.find("config.json")->content());
+  EXPECT_EQ(read_file(b), embed.find("tokenizer.json")->content());
+  // Each --add takes exactly two values.
+  EXPECT_EQ(mm({"pull", "--add", "test-org/tiny-model"}).exit_code, 2);
+}
+
 } // namespace
 } // namespace modelmgr::test

@@ -91,7 +91,7 @@ std::vector<std::string> child_env(const std::map<std::string, std::string>& env
   return envs;
 }
 
-Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env)
+Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env, Stdio stdio)
 {
   std::vector<std::string> envs = child_env(env);
   int out[2];
@@ -99,14 +99,30 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
   }
+  // A reader that is gone before the child starts: only the write end is left.
+  if (stdio.out == Stream::reader_gone) {
+    ::close(out[0]);
+    out[0] = -1;
+  }
+  if (stdio.err == Stream::reader_gone) {
+    ::close(err[0]);
+    err[0] = -1;
+  }
   std::vector<char*> cargv = exec_vector(argv);
   std::vector<char*> cenv = exec_vector(envs);
   m_pid = ::fork();
   if (m_pid == 0) {
     ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
+    ::dup2(stdio.err == Stream::to_stdout ? out[1] : err[1], 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    // After the open above, which would otherwise reuse the closed descriptor.
+    if (stdio.out == Stream::closed) {
+      ::close(1);
+    }
+    if (stdio.err == Stream::closed) {
+      ::close(2);
+    }
     ::execve(cargv[0], cargv.data(), cenv.data());
     _exit(127);
   }
@@ -187,6 +203,14 @@ bool Process::drain(std::chrono::steady_clock::time_point deadline, const std::s
     }
   }
   return found();
+}
+
+void Process::close_stdout()
+{
+  if (m_out >= 0) {
+    ::close(m_out);
+    m_out = -1;
+  }
 }
 
 ProcessResult Process::wait(std::chrono::milliseconds timeout)

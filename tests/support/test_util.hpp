@@ -33,11 +33,23 @@ struct ProcessResult {
   std::string err;    // stderr
 };
 
+// How a child's stdout or stderr is connected.
+enum class Stream {
+  captured,    // a pipe the test reads (the default)
+  reader_gone, // a pipe whose read end is closed before the child starts: every write fails with EPIPE
+  closed,      // no descriptor at all, as with `2>&-`
+  to_stdout,   // stderr only: the pipe of stdout, as with `2>&1`
+};
+struct Stdio {
+  Stream out = Stream::captured;
+  Stream err = Stream::captured;
+};
+
 // A child process with captured stdout/stderr. The environment is the test's own environment with
 // `HF_*`/`HUGGING*`/`TRANSFORMERS_OFFLINE` removed (so the developer's settings never leak in), plus `env`.
 class Process {
 public:
-  Process(std::vector<std::string> argv, std::map<std::string, std::string> env = {});
+  Process(std::vector<std::string> argv, std::map<std::string, std::string> env = {}, Stdio stdio = {});
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -49,6 +61,9 @@ public:
   bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Waits for exit (killing the child after `timeout`) and returns its output.
   ProcessResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(120));
+  // Closes the test's read end of stdout, as `| head -1` does once it has its line: the child's next
+  // write to it fails with EPIPE. What was read so far stays in the result of wait().
+  void close_stdout();
 
 private:
   // Reads until both pipes close; with `until`, stops once `until` appears in the output (returns true).

@@ -257,8 +257,11 @@ struct Run {
 
   // The scheduler lock: guards the scheduler, the slots' bookkeeping and the file fields marked so.
   std::mutex mutex;
+  // Idle workers wait on `cv`. Events wake one of them (which wakes the next if it found work), not all:
+  // with dozens of workers a broadcast per event costs more than the transfers.
   std::condition_variable cv;
-  util::DirSyncBatch dir_sync; // blobs/ folders, synced once at the end of the run
+  std::condition_variable supervisor_cv; // the supervising thread: new files, all done
+  util::DirSyncBatch dir_sync;           // blobs/ folders, synced once at the end of the run
   std::size_t next_to_open = 0;
   Scheduler sched;
   std::map<FileId, FileState*> by_id;
@@ -583,7 +586,7 @@ struct Run {
       f.stage = FileStage::finished;
     }
     emit(f, EventType::done, job.size, connections_note(f));
-    cv.notify_all();
+    cv.notify_one();
   }
 
   // A process killed while writing its resume state leaves the atomic-write temp file (".<state
@@ -618,7 +621,7 @@ struct Run {
     if (f.job->size == 0) {
       finish_file(f);
     }
-    cv.notify_all();
+    cv.notify_one();
   }
 
   void fail_file(FileState& f, std::exception_ptr error)
@@ -651,7 +654,7 @@ struct Run {
     }
     maybe_close(f, bad_bytes);
     emit(f, EventType::failed, f.present(), msg);
-    cv.notify_all();
+    cv.notify_one();
   }
 
   // Closes a failed file once no chunk is in flight.
@@ -970,6 +973,7 @@ struct Run {
         if (!f) {
           continue;
         }
+        cv.notify_one(); // there may be more to start
         lock.unlock();
         run_chunk(*f, slot);
         lock.lock();
@@ -981,6 +985,7 @@ struct Run {
         FileState& f = files[next_to_open++];
         f.opening = true;
         ++opening;
+        cv.notify_one();
         lock.unlock();
         run_open(f);
         lock.lock();
@@ -989,13 +994,14 @@ struct Run {
       if (d.kind == Decision::Kind::done && next_to_open == files.size() && opening == 0 && finishing == 0) {
         all_done = true;
         cv.notify_all();
+        supervisor_cv.notify_all();
         break;
       }
       // Wake up now and then even without news: a request in flight may become slow enough to split.
       const auto recheck = now + std::chrono::milliseconds(100);
       cv.wait_until(lock, d.wake ? std::min(*d.wake, recheck) : recheck);
     }
-    cv.notify_all();
+    cv.notify_one();
   }
 
   // The calling thread of Engine::run: starts the workers and feeds the scheduler until all is done.
@@ -1033,7 +1039,7 @@ struct Run {
           const int index = workers++;
           threads.emplace_back([this, index] { worker(index); });
         }
-        cv.wait_for(lock, k_sample_interval);
+        supervisor_cv.wait_for(lock, k_sample_interval);
       }
     }
     cv.notify_all();
@@ -1059,7 +1065,7 @@ struct Run {
         f.fd = -1;
       }
       f.lock.reset();
-      cv.notify_all();
+      cv.notify_one();
       return;
     }
     std::lock_guard lock(mutex);
@@ -1073,7 +1079,8 @@ struct Run {
       f.stage = FileStage::finished;
       f.lock.reset();
     }
-    cv.notify_all();
+    cv.notify_one();
+    supervisor_cv.notify_one(); // more work may want more workers
   }
 
   // What the done event of a large file says about the connections used (the JSON progress shows it).
@@ -1158,7 +1165,7 @@ struct Run {
     if (f.failed) {
       maybe_close(f, false);
     }
-    cv.notify_all();
+    cv.notify_one();
   }
 };
 

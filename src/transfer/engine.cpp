@@ -590,16 +590,38 @@ struct Run {
   }
 
   // A process killed while writing its resume state leaves the atomic-write temp file (".<state
-  // name>.<hex>.tmp") behind; once the blob is committed those are garbage.
+  // name>.<hex>.tmp") behind; once the blob is committed those are garbage. Each blobs/ folder is listed
+  // once per run (listing it for each of thousands of small files made a snapshot pull quadratic): such
+  // temps come from earlier runs only, as this run holds the lock of every file it writes state for.
+  std::mutex stale_mutex;
+  std::map<fs::path, std::vector<std::string>> stale_temps; // blobs/ folder -> hidden *.tmp names in it
+
   void remove_stale_state_temps(FileState& f)
   {
     const std::string prefix = "." + f.cache.resume_state_path(f.job->etag).filename().string() + ".";
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(f.cache.blobs_dir(), ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.starts_with(prefix) && name.ends_with(".tmp")) {
-        fs::remove(entry.path(), ec);
+    const fs::path dir = f.cache.blobs_dir();
+    std::vector<std::string> stale;
+    {
+      std::lock_guard lock(stale_mutex);
+      auto [it, listed_now] = stale_temps.try_emplace(dir);
+      if (listed_now) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(dir, ec)) {
+          std::string name = entry.path().filename().string();
+          if (name.starts_with(".") && name.ends_with(".tmp")) {
+            it->second.push_back(std::move(name));
+          }
+        }
       }
+      for (const auto& name : it->second) {
+        if (name.starts_with(prefix)) {
+          stale.push_back(name);
+        }
+      }
+    }
+    std::error_code ec;
+    for (const auto& name : stale) {
+      fs::remove(dir / name, ec);
     }
   }
 

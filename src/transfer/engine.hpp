@@ -8,7 +8,9 @@
 // What to request when, from which host and on how many connections is decided by the Scheduler
 // (scheduler.hpp, pure and unit-tested); the engine runs one worker thread per request in flight (blocking
 // libcurl transfers through net::Client), creating threads as the scheduler's targets grow, and one
-// supervising thread (the caller's) that samples every request's bytes for the scheduler.
+// supervising thread (the caller's) that samples every request's bytes for the scheduler. The `done` event of
+// a large file carries in its message the connection count its host ended with and the peak ("10
+// connections to https://cdn.example (peak 16)"), shown by `--json` progress.
 //
 // Resume state (`blobs/<etag>.modelmgr.state.incomplete`, written atomically): the byte ranges on disk, in
 // the format of resume_state.hpp. A state that does not match the file (etag, size, temp file shorter than

@@ -105,7 +105,7 @@ start_emulator() {
   emu_pids+=("$EMU_PID")
   local i
   for ((i = 0; i < 200; i++)); do
-    grep -q '^endpoint=' "$out" && break
+    grep -q '^endpoint=' "$out" 2>/dev/null && break
     kill -0 "$EMU_PID" 2>/dev/null || die "emulator exited: $(cat "$out")"
     sleep 0.05
   done

@@ -3,7 +3,7 @@
 # suite. Every number is reported as a ratio against a reference client (curl, aria2c) measured in the same
 # run, interleaved with the modelmgr runs, because absolute numbers on shared machines are noise.
 #
-#   bench/run_download_bench.sh [loopback|throttled|snapshot|rss|all]     (default: all)
+#   bench/run_download_bench.sh [loopback|throttled|totalcap|latency|snapshot|rss|all]   (default: all)
 #
 # Environment:
 #   MODELMGR_BUILD_DIR   build directory holding bin/modelmgr and bin/modelmgr-hub-emulator (default: build/);
@@ -14,17 +14,20 @@
 #                        process start-up bound); default 1 to keep `all` under ~10 min on 2 cores
 #   BENCH_TIMEOUT        seconds any single command may take before the bench fails (default 240)
 #   BENCH_LOOPBACK_SIZE  bytes of scenario 1's file (default 1 GiB)
-#   BENCH_THROTTLE_SIZE  bytes of scenario 2's file (default 256 MiB)
+#   BENCH_THROTTLE_SIZE  bytes of scenario 2's file (default 1 GiB)
+#   BENCH_TOTALCAP_SIZE  bytes of the total-cap scenario's file (default 1 GiB)
+#   BENCH_TOTAL_RATE     the emulator's total cap in bytes/s for that scenario (default 100000000)
+#   BENCH_LATENCY_MS     per-request latency of the latency scenario (default 20)
 #   BENCH_RSS_SIZE       bytes of scenario 4's file (default 2 GiB)
 #   TMPDIR               where the temporary downloads go (needs ~2 x BENCH_RSS_SIZE free)
 # See bench/README.md for what each scenario measures and how to read the table.
 set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and printf must use '.' as decimal point
 
-usage() { echo "usage: $0 [loopback|throttled|snapshot|rss|all]" >&2; }
+usage() { echo "usage: $0 [loopback|throttled|totalcap|latency|snapshot|rss|all]" >&2; }
 scenario=${1:-all}
 case $scenario in
-  loopback | throttled | snapshot | rss | all) ;;
+  loopback | throttled | totalcap | latency | snapshot | rss | all) ;;
   -h | --help) usage; exit 0 ;;
   *) usage; exit 2 ;;
 esac
@@ -38,8 +41,11 @@ SLOW_RUNS=${BENCH_SLOW_REF_RUNS:-1}
 ((SLOW_RUNS >= 1 && SLOW_RUNS <= RUNS)) || SLOW_RUNS=$RUNS
 CMD_TIMEOUT=${BENCH_TIMEOUT:-240}
 LOOPBACK_SIZE=${BENCH_LOOPBACK_SIZE:-$((1 << 30))}
-THROTTLE_SIZE=${BENCH_THROTTLE_SIZE:-$((256 << 20))}
+THROTTLE_SIZE=${BENCH_THROTTLE_SIZE:-$((1 << 30))}
 THROTTLE_BPS=10000000
+TOTALCAP_SIZE=${BENCH_TOTALCAP_SIZE:-$((1 << 30))}
+TOTAL_RATE=${BENCH_TOTAL_RATE:-100000000}
+LATENCY_MS=${BENCH_LATENCY_MS:-20}
 RSS_SIZE=${BENCH_RSS_SIZE:-$((2 << 30))}
 RSS_TARGET_MIB=64
 
@@ -99,7 +105,7 @@ start_emulator() {
   emu_pids+=("$EMU_PID")
   local i
   for ((i = 0; i < 200; i++)); do
-    grep -q '^endpoint=' "$out" && break
+    grep -q '^endpoint=' "$out" 2>/dev/null && break
     kill -0 "$EMU_PID" 2>/dev/null || die "emulator exited: $(cat "$out")"
     sleep 0.05
   done
@@ -174,6 +180,14 @@ check_leftovers() { # CACHE
   ((n == 0)) || { leftover_state=$((leftover_state + 1)); log "note: $n *.incomplete file(s) left in $1 after a successful pull"; }
 }
 
+# The connection count the engine settled on and its peak, from the `done` event of `--json` progress
+# (stderr of the last timed command): "N connections to ORIGIN (peak P)". Sets CONN ("N (peak P)").
+read_connections() {
+  CONN=$(grep '"event":"done"' "$work/last.err" | grep -o '"message":"[0-9]* connections to [^"]*(peak [0-9]*)' |
+    sed 's/.*"message":"\([0-9]*\) connections to .*(peak \([0-9]*\))/\1 (peak \2)/' | tail -1)
+  [[ -n $CONN ]] || CONN="?"
+}
+
 if command -v openssl >/dev/null; then HASH_CMD="openssl dgst -sha256"; else HASH_CMD=sha256sum; fi
 
 ROWS=()
@@ -188,7 +202,7 @@ bench_loopback() {
   resolve_lfs "$EP/bench/big/resolve/main/big.bin"
   local d=$work/loopback ref=$work/loopback/ref.bin
   mkdir -p "$d"
-  local -a t_curl=() t_curl_full=() t_mm=() t_mm1=()
+  local -a t_curl=() t_curl_full=() t_mm=() t_mm1=() c_mm=()
   local i
   for ((i = 1; i <= RUNS; i++)); do
     rm -f "$d/curl.bin"
@@ -202,8 +216,10 @@ bench_loopback() {
     fi
 
     rm -rf "$d/mm"
-    timed env HF_ENDPOINT="$EP" "$MM" pull bench/big big.bin --cache-dir "$d/mm" --quiet
+    timed env HF_ENDPOINT="$EP" "$MM" --json pull bench/big big.bin --cache-dir "$d/mm"
     t_mm+=("$T")
+    read_connections
+    c_mm+=("$CONN")
     verify_against "$(mm_blob "$d/mm")" "$ref" "modelmgr"
     check_leftovers "$d/mm"
     rm -rf "$d/mm"
@@ -234,7 +250,7 @@ bench_loopback() {
   local s
   s="1 loopback $(human "$size")"
   row "$s § curl -o (reference) § $m_curl § $(join_runs "${t_curl[@]}") § $(mbps "$size" "$m_curl") § 1.00 × curl § sha256 ok"
-  row "$s § **modelmgr** (default: 8 conn) § $m_mm § $(join_runs "${t_mm[@]}") § $(mbps "$size" "$m_mm") § **$(div "$m_mm" "$m_curl") × curl** · $(div "$m_mm" "$m_full") × curl+sha+fsync § cmp ok"
+  row "$s § **modelmgr** (default: adaptive) § $m_mm § $(join_runs "${t_mm[@]}") § $(mbps "$size" "$m_mm") § **$(div "$m_mm" "$m_curl") × curl** · **$(div "$m_mm" "$m_full") × curl+sha+fsync** § cmp ok; connections: $(join_runs "${c_mm[@]}")"
   row "$s § **modelmgr --connections 1** § $m_mm1 § $(join_runs "${t_mm1[@]}") § $(mbps "$size" "$m_mm1") § **$(div "$m_mm1" "$m_curl") × curl** · $(div "$m_mm1" "$m_full") × curl+sha+fsync § cmp ok"
   row "$s § curl + ${HASH_CMD%% *} sha256 + sync (same work, serial) § $m_full § $(join_runs "${t_curl_full[@]}") § $(mbps "$size" "$m_full") § $(div "$m_full" "$m_curl") × curl § diagnostic reference"
 }
@@ -243,38 +259,30 @@ bench_loopback() {
 
 bench_throttled() {
   local size=$THROTTLE_SIZE
-  log "throttled: $(human "$size") file at $((THROTTLE_BPS / 1000000)) MB/s per connection, $RUNS runs each (curl alone takes ~$((size / THROTTLE_BPS)) s a run)"
-  start_emulator --no-default-repos --big-file-size "$size"
+  log "throttled: $(human "$size") file at $((THROTTLE_BPS / 1000000)) MB/s per connection, $RUNS runs each"
+  start_emulator --no-default-repos --big-file-size "$size" --connection-rate "$THROTTLE_BPS"
   resolve_lfs "$EP/bench/big/resolve/main/big.bin"
-  admin_post /_emulator/faults \
-    "{\"kind\":\"throttle\",\"path_contains\":\"big.bin\",\"times\":-1,\"bytes_per_sec\":$THROTTLE_BPS}"
   local d=$work/throttled ref=$work/throttled/ref.bin
   mkdir -p "$d"
-  local -a t_curl=() t_aria=() t_mm=() t_mm16=() t_mm16w=()
+  local -a t_aria=() t_mm=() t_mm16=() c_mm=()
   local i
   for ((i = 1; i <= RUNS; i++)); do
-    if ((i <= SLOW_RUNS)); then
-      rm -f "$d/curl.bin"
-      timed curl -sS -o "$d/curl.bin" "$LOCATION"
-      t_curl+=("$T")
-      if [[ ! -f $ref ]]; then
-        verify_sha256 "$d/curl.bin" "$LINKED_ETAG" "curl (throttled)"
-        mv "$d/curl.bin" "$ref"
-      else
-        verify_against "$d/curl.bin" "$ref" "curl (throttled)"
-        rm -f "$d/curl.bin"
-      fi
-    fi
-
     rm -rf "$d/aria"
     timed aria2c -x16 -s16 -k1M --file-allocation=falloc --allow-overwrite=true --auto-file-renaming=false \
       --console-log-level=error --summary-interval=0 --download-result=hide -q -d "$d/aria" -o big.bin "$LOCATION"
     t_aria+=("$T")
-    verify_against "$d/aria/big.bin" "$ref" "aria2c"
+    if [[ ! -f $ref ]]; then
+      verify_sha256 "$d/aria/big.bin" "$LINKED_ETAG" "aria2c (throttled)"
+      mv "$d/aria/big.bin" "$ref"
+    else
+      verify_against "$d/aria/big.bin" "$ref" "aria2c"
+    fi
     rm -rf "$d/aria"
 
-    timed env HF_ENDPOINT="$EP" "$MM" pull bench/big big.bin --cache-dir "$d/mm" --quiet
+    timed env HF_ENDPOINT="$EP" "$MM" --json pull bench/big big.bin --cache-dir "$d/mm"
     t_mm+=("$T")
+    read_connections
+    c_mm+=("$CONN")
     verify_against "$(mm_blob "$d/mm")" "$ref" "modelmgr (throttled)"
     check_leftovers "$d/mm"
     rm -rf "$d/mm"
@@ -284,31 +292,120 @@ bench_throttled() {
     verify_against "$(mm_blob "$d/mm16")" "$ref" "modelmgr --connections 16 (throttled)"
     check_leftovers "$d/mm16"
     rm -rf "$d/mm16"
-
-    # --max-workers (total connections in flight, default 8) caps --connections: lift it too.
-    timed env HF_ENDPOINT="$EP" "$MM" pull bench/big big.bin --cache-dir "$d/mm16w" --quiet --connections 16 \
-      --max-workers 16
-    t_mm16w+=("$T")
-    verify_against "$(mm_blob "$d/mm16w")" "$ref" "modelmgr --connections 16 --max-workers 16 (throttled)"
-    check_leftovers "$d/mm16w"
-    rm -rf "$d/mm16w"
   done
   stop_emulator
   rm -rf "$d"
 
-  local m_curl m_aria m_mm m_mm16 m_mm16w
-  m_curl=$(median "${t_curl[@]}")
+  local m_aria m_mm m_mm16
   m_aria=$(median "${t_aria[@]}")
   m_mm=$(median "${t_mm[@]}")
   m_mm16=$(median "${t_mm16[@]}")
-  m_mm16w=$(median "${t_mm16w[@]}")
   local s
   s="2 throttled $(human "$size") @10 MB/s/conn"
-  row "$s § curl -o, 1 conn (reference) § $m_curl § $(join_runs "${t_curl[@]}") § $(mbps "$size" "$m_curl") § 1.00 × curl · $(div "$m_curl" "$m_aria") × aria2c § sha256 ok"
-  row "$s § aria2c -x16 -s16 -k1M (reference) § $m_aria § $(join_runs "${t_aria[@]}") § $(mbps "$size" "$m_aria") § $(div "$m_aria" "$m_curl") × curl · 1.00 × aria2c § cmp ok"
-  row "$s § **modelmgr** (default: 8 conn) § $m_mm § $(join_runs "${t_mm[@]}") § $(mbps "$size" "$m_mm") § **$(div "$m_mm" "$m_curl") × curl · $(div "$m_mm" "$m_aria") × aria2c** § cmp ok; ideal 8 conn = $(awk -v s="$size" -v b=$THROTTLE_BPS 'BEGIN { printf "%.1f", s / b / 8 }') s"
-  row "$s § **modelmgr --connections 16** § $m_mm16 § $(join_runs "${t_mm16[@]}") § $(mbps "$size" "$m_mm16") § **$(div "$m_mm16" "$m_curl") × curl · $(div "$m_mm16" "$m_aria") × aria2c** § cmp ok; ideal 16 conn = $(awk -v s="$size" -v b=$THROTTLE_BPS 'BEGIN { printf "%.1f", s / b / 16 }') s"
-  row "$s § **modelmgr --connections 16 --max-workers 16** § $m_mm16w § $(join_runs "${t_mm16w[@]}") § $(mbps "$size" "$m_mm16w") § **$(div "$m_mm16w" "$m_curl") × curl · $(div "$m_mm16w" "$m_aria") × aria2c** § cmp ok; ideal 16 conn = $(awk -v s="$size" -v b=$THROTTLE_BPS 'BEGIN { printf "%.1f", s / b / 16 }') s"
+  row "$s § aria2c -x16 -s16 -k1M (reference) § $m_aria § $(join_runs "${t_aria[@]}") § $(mbps "$size" "$m_aria") § 1.00 × aria2c § sha256 ok; ideal 16 conn = $(awk -v s="$size" -v b=$THROTTLE_BPS 'BEGIN { printf "%.1f", s / b / 16 }') s"
+  row "$s § **modelmgr** (default: adaptive) § $m_mm § $(join_runs "${t_mm[@]}") § $(mbps "$size" "$m_mm") § **$(div "$m_mm" "$m_aria") × aria2c** (target <= 0.67) § cmp ok; connections: $(join_runs "${c_mm[@]}")"
+  row "$s § modelmgr --connections 16 (fixed) § $m_mm16 § $(join_runs "${t_mm16[@]}") § $(mbps "$size" "$m_mm16") § $(div "$m_mm16" "$m_aria") × aria2c § cmp ok"
+}
+
+# ---- scenario 2b: a total cap shared by all connections ----------------------------------------------------
+
+bench_totalcap() {
+  local size=$TOTALCAP_SIZE
+  log "totalcap: $(human "$size") file through a $((TOTAL_RATE / 1000000)) MB/s link shared by all connections, $RUNS runs each"
+  start_emulator --no-default-repos --big-file-size "$size" --total-rate "$TOTAL_RATE"
+  resolve_lfs "$EP/bench/big/resolve/main/big.bin"
+  local d=$work/totalcap ref=$work/totalcap/ref.bin
+  mkdir -p "$d"
+  local -a t_aria=() t_mm=() c_mm=()
+  local i
+  for ((i = 1; i <= RUNS; i++)); do
+    rm -rf "$d/aria"
+    timed aria2c -x16 -s16 -k1M --file-allocation=falloc --allow-overwrite=true --auto-file-renaming=false \
+      --console-log-level=error --summary-interval=0 --download-result=hide -q -d "$d/aria" -o big.bin "$LOCATION"
+    t_aria+=("$T")
+    if [[ ! -f $ref ]]; then
+      verify_sha256 "$d/aria/big.bin" "$LINKED_ETAG" "aria2c (totalcap)"
+      mv "$d/aria/big.bin" "$ref"
+    else
+      verify_against "$d/aria/big.bin" "$ref" "aria2c"
+    fi
+    rm -rf "$d/aria"
+
+    timed env HF_ENDPOINT="$EP" "$MM" --json pull bench/big big.bin --cache-dir "$d/mm"
+    t_mm+=("$T")
+    read_connections
+    c_mm+=("$CONN")
+    verify_against "$(mm_blob "$d/mm")" "$ref" "modelmgr (totalcap)"
+    check_leftovers "$d/mm"
+    rm -rf "$d/mm"
+  done
+  stop_emulator
+  rm -rf "$d"
+
+  local m_aria m_mm
+  m_aria=$(median "${t_aria[@]}")
+  m_mm=$(median "${t_mm[@]}")
+  local s pct
+  s="2b total cap $(human "$size") @$((TOTAL_RATE / 1000000)) MB/s shared"
+  pct() { awk -v s="$size" -v t="$1" -v r="$TOTAL_RATE" 'BEGIN { printf "%.0f %%", 100 * s / t / r }'; }
+  row "$s § aria2c -x16 -s16 -k1M § $m_aria § $(join_runs "${t_aria[@]}") § $(mbps "$size" "$m_aria") § $(pct "$m_aria") of the cap § sha256 ok"
+  row "$s § **modelmgr** (default: adaptive) § $m_mm § $(join_runs "${t_mm[@]}") § $(mbps "$size" "$m_mm") § **$(pct "$m_mm") of the cap** (target >= 95 %) · $(div "$m_mm" "$m_aria") × aria2c § cmp ok; connections settled (target <= 12): $(join_runs "${c_mm[@]}")"
+}
+
+# ---- scenario 3b: many small files with latency -------------------------------------------------------------
+
+bench_latency() {
+  log "latency: test-org/many-files (1,500 small files), ${LATENCY_MS} ms before every answer, $RUNS runs each"
+  start_emulator --latency-ms "$LATENCY_MS"
+  resolve_lfs "$EP/test-org/tiny-model/resolve/main/weights/big.bin"
+  local d=$work/latency repo=test-org/many-files
+  mkdir -p "$d"
+  local -a t_mm=() t_par=() req_mm=() emu_mm=() emu_par=()
+  local i n_files=0 snap ref=$d/ref
+  for ((i = 1; i <= RUNS; i++)); do
+    rm -rf "$d/mm"
+    admin_post /_emulator/counters/reset
+    timed env HF_ENDPOINT="$EP" "$MM" pull "$repo" --cache-dir "$d/mm" --quiet --json
+    t_mm+=("$T")
+    emu_mm+=("$(emulator_requests)")
+    req_mm+=("$(grep -o '"http_requests":[0-9]*' "$work/last.out" | cut -d: -f2)")
+    n_files=$(grep -o '"path":"[^"]*"' "$work/last.out" | wc -l)
+    snap=$(sed -n 's/.*"root":"\([^"]*\)".*/\1/p' "$work/last.out")
+    [[ -d $snap ]] || die "modelmgr snapshot dir '$snap' missing"
+    if ((i == 1)); then
+      : >"$d/curl.cfg"
+      grep -o '"path":"[^"]*"' "$work/last.out" | cut -d'"' -f4 | while IFS= read -r p; do
+        printf 'url = "%s/%s/resolve/main/%s"\noutput = "%s/par/%s"\n' "$EP" "$repo" "$p" "$d" "$p"
+      done >>"$d/curl.cfg"
+    fi
+
+    rm -rf "$d/par"
+    admin_post /_emulator/counters/reset
+    timed curl -sS -f -L --create-dirs --parallel --parallel-max 8 -K "$d/curl.cfg"
+    t_par+=("$T")
+    emu_par+=("$(emulator_requests)")
+    if [[ ! -d $ref ]]; then
+      mv "$d/par" "$ref"
+      [[ $(find "$ref" -type f | wc -l) -eq $n_files ]] || die "curl --parallel did not fetch $n_files files"
+    else
+      diff -rq "$d/par" "$ref" >/dev/null || die "curl --parallel download differs from the reference"
+      rm -rf "$d/par"
+    fi
+    diff -rq "$snap" "$ref" >/dev/null || die "modelmgr snapshot differs from curl's files"
+    check_leftovers "$d/mm"
+  done
+  stop_emulator
+  rm -rf "$d"
+
+  local m_mm m_par r_mm e_mm e_par
+  m_mm=$(median "${t_mm[@]}")
+  m_par=$(median "${t_par[@]}")
+  r_mm=$(median "${req_mm[@]}")
+  e_mm=$(median "${emu_mm[@]}")
+  e_par=$(median "${emu_par[@]}")
+  local s="3b $n_files files, ${LATENCY_MS} ms latency"
+  row "$s § curl -L --parallel --parallel-max 8 (reference) § $m_par § $(join_runs "${t_par[@]}") § $(awk -v n="$n_files" -v t="$m_par" 'BEGIN { printf "%.0f files/s", n / t }') § 1.00 × curl -P8 § emulator saw $e_par requests ($(div "$e_par" "$n_files") per file)"
+  row "$s § **modelmgr** (default: adaptive) § $m_mm § $(join_runs "${t_mm[@]}") § $(awk -v n="$n_files" -v t="$m_mm" 'BEGIN { printf "%.0f files/s", n / t }') § **$(div "$m_mm" "$m_par") × curl -P8** (target <= 0.25) § http_requests=$r_mm; emulator saw $e_mm → **$(div "$e_mm" "$n_files") req/file** (incl. 3 metadata requests)"
 }
 
 # ---- scenario 3: 1,500-file snapshot ------------------------------------------------------------------------
@@ -380,7 +477,7 @@ bench_snapshot() {
   local s="3 snapshot 1,500 files"
   row "$s § curl -L loop, 1 process/file (reference) § $m_loop § $(join_runs "${t_loop[@]}") § $(awk -v t="$m_loop" 'BEGIN { printf "%.0f files/s", 1500 / t }') § 1.00 × loop § 2 req/file (302→307 follow), files identical"
   row "$s § curl -L -K, 1 process, keep-alive § $m_keep § $(join_runs "${t_keep[@]}") § $(awk -v t="$m_keep" 'BEGIN { printf "%.0f files/s", 1500 / t }') § $(div "$m_keep" "$m_loop") × loop § diagnostic reference"
-  row "$s § **modelmgr** (default: 8 workers) § $m_mm § $(join_runs "${t_mm[@]}") § $(awk -v t="$m_mm" 'BEGIN { printf "%.0f files/s", 1500 / t }') § **$(div "$m_mm" "$m_loop") × loop** · $(div "$m_mm" "$m_keep") × curl -K § http_requests=$r_mm → **$(div "$r_mm" "$n_files") req/file** (emulator saw $e_mm)"
+  row "$s § **modelmgr** (default: adaptive) § $m_mm § $(join_runs "${t_mm[@]}") § $(awk -v t="$m_mm" 'BEGIN { printf "%.0f files/s", 1500 / t }') § **$(div "$m_mm" "$m_loop") × loop** · $(div "$m_mm" "$m_keep") × curl -K § http_requests=$r_mm → **$(div "$r_mm" "$n_files") req/file** (emulator saw $e_mm)"
 }
 
 # ---- scenario 4: peak RSS -----------------------------------------------------------------------------------
@@ -411,18 +508,20 @@ peak_rss() {
 
 bench_rss() {
   local size=$RSS_SIZE
-  log "rss: $(human "$size") file with --connections 16, $RUNS runs"
+  log "rss: $(human "$size") file, adaptive and --connections 64, $RUNS runs each"
   start_emulator --no-default-repos --big-file-size "$size"
   resolve_lfs "$EP/bench/big/resolve/main/big.bin"
   local d=$work/rss ref=$work/rss/ref.bin
   mkdir -p "$d"
-  local -a t_mm=() rss=()
+  local -a t_mm=() rss=() t_mm64=() rss64=() c_mm=()
   local i
   for ((i = 1; i <= RUNS; i++)); do
     rm -rf "$d/mm"
-    peak_rss env HF_ENDPOINT="$EP" "$MM" pull bench/big big.bin --cache-dir "$d/mm" --quiet --connections 16
+    peak_rss env HF_ENDPOINT="$EP" "$MM" --json pull bench/big big.bin --cache-dir "$d/mm"
     t_mm+=("$T")
     rss+=("$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')")
+    read_connections
+    c_mm+=("$CONN")
     if [[ ! -f $ref ]]; then
       verify_sha256 "$(mm_blob "$d/mm")" "$LINKED_ETAG" "modelmgr (rss)"
       mv "$(mm_blob "$d/mm")" "$ref"
@@ -431,16 +530,32 @@ bench_rss() {
     fi
     check_leftovers "$d/mm"
     rm -rf "$d/mm"
+
+    peak_rss env HF_ENDPOINT="$EP" "$MM" pull bench/big big.bin --cache-dir "$d/mm" --quiet --connections 64
+    t_mm64+=("$T")
+    rss64+=("$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')")
+    verify_against "$(mm_blob "$d/mm")" "$ref" "modelmgr --connections 64 (rss)"
+    check_leftovers "$d/mm"
+    rm -rf "$d/mm"
   done
   stop_emulator
   rm -rf "$d"
 
-  local m_t m_rss max_rss verdict
-  m_t=$(median "${t_mm[@]}")
-  m_rss=$(median "${rss[@]}")
-  max_rss=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
-  verdict=$(awk -v r="$max_rss" -v t=$RSS_TARGET_MIB 'BEGIN { print (r < t) ? "PASS" : "FAIL" }')
-  row "4 peak RSS $(human "$size") § **modelmgr --connections 16** § $m_t § $(join_runs "${t_mm[@]}") § $(mbps "$size" "$m_t") § **$m_rss MiB** median (max $max_rss) vs target < $RSS_TARGET_MIB MiB: **$verdict** § RSS runs: $(join_runs "${rss[@]}") MiB; sha256 ok"
+  rss_row() { # LABEL TIMES... -- RSS...
+    local label=$1 m_t m_rss max_rss verdict
+    shift
+    local -a times=() mems=()
+    while [[ $1 != -- ]]; do times+=("$1"); shift; done
+    shift
+    mems=("$@")
+    m_t=$(median "${times[@]}")
+    m_rss=$(median "${mems[@]}")
+    max_rss=$(printf '%s\n' "${mems[@]}" | sort -g | tail -1)
+    verdict=$(awk -v r="$max_rss" -v t=$RSS_TARGET_MIB 'BEGIN { print (r < t) ? "PASS" : "FAIL" }')
+    row "4 peak RSS $(human "$size") § **$label** § $m_t § $(join_runs "${times[@]}") § $(mbps "$size" "$m_t") § **$m_rss MiB** median (max $max_rss) vs target < $RSS_TARGET_MIB MiB: **$verdict** § RSS runs: $(join_runs "${mems[@]}") MiB"
+  }
+  rss_row "modelmgr (default: adaptive; connections $(join_runs "${c_mm[@]}"))" "${t_mm[@]}" -- "${rss[@]}"
+  rss_row "modelmgr --connections 64" "${t_mm64[@]}" -- "${rss64[@]}"
 }
 
 # ---- main ---------------------------------------------------------------------------------------------------
@@ -449,9 +564,11 @@ start_time=$EPOCHREALTIME
 case $scenario in
   loopback) bench_loopback ;;
   throttled) bench_throttled ;;
+  totalcap) bench_totalcap ;;
+  latency) bench_latency ;;
   snapshot) bench_snapshot ;;
   rss) bench_rss ;;
-  all) bench_loopback; bench_throttled; bench_snapshot; bench_rss ;;
+  all) bench_loopback; bench_throttled; bench_totalcap; bench_latency; bench_snapshot; bench_rss ;;
 esac
 elapsed=$(awk -v a="$start_time" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
 

@@ -16,9 +16,11 @@
 namespace modelmgr {
 
 struct TransferSettings {
-  int connections_per_file = 8; // parallel Range requests for one large file
-  std::uint64_t chunk_size = 0; // 0 = automatic (16–64 MiB)
-  int max_workers = 8;          // connections in flight in total
+  // 0 = automatic: connections adapt per host to the measured throughput. Setting either fixes the count
+  // (one given alone stands for both).
+  int connections_per_file = 0; // parallel Range requests for one file
+  std::uint64_t chunk_size = 0; // 0 = automatic
+  int max_workers = 0;          // connections in flight in total
   std::uint64_t limit_rate = 0; // bytes per second across all connections; 0 = unlimited
   std::chrono::milliseconds lock_timeout{std::chrono::minutes(10)};
 };

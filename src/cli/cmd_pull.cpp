@@ -35,9 +35,9 @@ struct PullArgs {
   bool dry_run = false;
   bool all = false;
   std::vector<std::pair<std::string, std::string>> add; // --add REPO FILE, repeatable
-  int connections = 8;
+  int connections = 0; // 0 = automatic (adaptive per host)
   std::string chunk_size;
-  int max_workers = 8;
+  int max_workers = 0; // 0 = automatic
   std::string limit_rate;
   double lock_timeout_s = 600;
 };
@@ -166,14 +166,14 @@ void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   // A vector of pairs: CLI11 takes exactly two values per --add and keeps every occurrence (a plain vector
   // with expected(2) rejects the second --add).
   cmd->add_option("--add", args->add, "REPO FILE: add a single file (repeatable)")->allow_extra_args(false);
-  cmd->add_option("--connections", args->connections, "Connections per large file")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  cmd->add_option("--connections", args->connections,
+                  "Connections per file, fixed (default: automatic, grown per host while throughput rises)")
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--chunk-size", args->chunk_size,
                   "Range size for parallel downloads (e.g. 32M; default automatic)");
-  cmd->add_option("--max-workers", args->max_workers, "Connections in flight in total")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
+  cmd->add_option("--max-workers", args->max_workers,
+                  "Connections in flight in total, fixed (default: automatic, at most 64 per host)")
+      ->check(CLI::Range(1, 256));
   cmd->add_option("--limit-rate", args->limit_rate,
                   "Bandwidth cap across all connections, e.g. 50M (bytes/s)");
   cmd->add_option("--lock-timeout", args->lock_timeout_s, "Seconds to wait for another process's lock")

@@ -4,6 +4,7 @@
 #include "emulator/hub_emulator.hpp"
 
 #include "emulator/http_util.hpp"
+#include "emulator/rate_limit.hpp"
 #include "util/hash.hpp"
 
 #include <algorithm>
@@ -192,7 +193,25 @@ struct HubEmulator::Impl {
     return cdn ? m_public_cdn : m_public_hub;
   }
 
+  // Options::total_rate: one bucket for all body responses.
+  std::mutex m_link_mutex;
+  std::optional<TokenBucket> m_link;
+
   const Options& options() const { return m_owner.m_options; }
+
+  // Waits for the shared link to carry `n` more bytes (Options::total_rate); false when stopping.
+  bool wait_for_link(std::uint64_t n)
+  {
+    Clock::time_point due;
+    {
+      std::lock_guard lock(m_link_mutex);
+      if (!m_link) {
+        return true;
+      }
+      due = m_link->reserve(n, Clock::now());
+    }
+    return due <= Clock::now() || wait_until(due);
+  }
 
   template <typename F> void update_counters(F&& f)
   {
@@ -613,6 +632,10 @@ struct HubEmulator::Impl {
       return; // admin traffic is not counted
     }
     ex.record.status = -1;
+    update_counters([](Counters& c) {
+      ++c.requests_active;
+      c.requests_active_peak = std::max(c.requests_active_peak, c.requests_active);
+    });
     try {
       if (cdn) {
         handle_cdn(ex, path);
@@ -622,10 +645,16 @@ struct HubEmulator::Impl {
     } catch (const std::exception& e) {
       error(ex, 500, "", fmt::format("emulator error: {}", e.what()));
     }
+    const auto& o = options();
+    if (o.latency.count() > 0 && (o.latency_routes.empty() || o.latency_routes.contains(ex.record.kind))) {
+      // The answer (headers and any streamed body) leaves only after the handler returns.
+      wait_for(o.latency);
+    }
     if (ex.record.status == -1) {
       ex.record.status = res.status;
     }
     update_counters([&](Counters& c) {
+      --c.requests_active;
       ++c.requests[static_cast<std::size_t>(ex.record.kind)];
       c.log.push_back(std::move(ex.record));
     });
@@ -894,8 +923,16 @@ struct HubEmulator::Impl {
     }
     std::uint64_t n = std::min<std::uint64_t>(length, k_chunk);
     const FaultSpec* fault = s.fault ? &*s.fault : nullptr;
-    if (fault && fault->kind == FaultSpec::Kind::throttle) {
-      n = std::min<std::uint64_t>(n, std::max<std::uint64_t>(fault->bytes_per_sec / 20, 1));
+    // Per-connection pace: a throttle fault, else Options::connection_rate.
+    const std::uint64_t pace = fault && fault->kind == FaultSpec::Kind::throttle
+                                   ? fault->bytes_per_sec
+                                   : impl.options().connection_rate;
+    if (pace > 0) {
+      n = std::min<std::uint64_t>(n, std::max<std::uint64_t>(pace / 20, 1));
+    }
+    if (impl.options().total_rate > 0) {
+      // Small slices so that connections sharing the link interleave finely.
+      n = std::min<std::uint64_t>(n, std::max<std::uint64_t>(impl.options().total_rate / 100, 16384));
     }
     bool cut_fault = fault && !s.fault_done &&
                      (fault->kind == FaultSpec::Kind::truncate || fault->kind == FaultSpec::Kind::reset ||
@@ -947,16 +984,18 @@ struct HubEmulator::Impl {
         });
       }
     };
+    if (!impl.wait_for_link(n)) {
+      return false;
+    }
     count(1);
     if (!sink.write(out.data(), out.size())) {
       count(-1);
       return false;
     }
-    if (fault && fault->kind == FaultSpec::Kind::throttle) {
+    if (pace > 0) {
       auto sent = offset + n;
-      auto due = s.started +
-                 std::chrono::nanoseconds(static_cast<std::int64_t>(
-                     static_cast<long double>(sent) * 1e9L / static_cast<long double>(fault->bytes_per_sec)));
+      auto due = s.started + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                                 static_cast<long double>(sent) * 1e9L / static_cast<long double>(pace)));
       if (!impl.wait_until(due)) {
         return false;
       }
@@ -1586,6 +1625,10 @@ void HubEmulator::start()
     throw std::logic_error("HubEmulator::start: an emulator can be started once");
   }
   impl.m_started = true;
+  if (m_options.total_rate > 0) {
+    // A burst of 50 ms: enough to keep the link busy between slices, small enough to hold the cap.
+    impl.m_link.emplace(m_options.total_rate, std::chrono::milliseconds(50));
+  }
   auto setup = [&](EmuServer& server, bool cdn) {
     auto threads = m_options.worker_threads;
     server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -1785,9 +1828,12 @@ Counters HubEmulator::counters() const
 void HubEmulator::reset_counters()
 {
   m_impl->update_counters([](Counters& c) {
-    auto stalls = c.stalls_active; // still-running stalls keep their count so it returns to zero
+    // Still-running stalls and requests keep their count so that it returns to zero.
+    auto stalls = c.stalls_active;
+    auto active = c.requests_active;
     c = Counters{};
     c.stalls_active = stalls;
+    c.requests_active = active;
   });
 }
 

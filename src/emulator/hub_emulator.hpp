@@ -267,6 +267,8 @@ enum class RouteKind {
 };
 inline constexpr std::size_t k_route_kind_count = static_cast<std::size_t>(RouteKind::other) + 1;
 std::string to_string(RouteKind kind);
+// The inverse of to_string(RouteKind); nullopt for an unknown name.
+std::optional<RouteKind> route_kind_from_string(std::string_view name);
 
 struct RequestRecord {
   std::string method;
@@ -287,8 +289,10 @@ struct Counters {
   std::map<std::string, std::uint64_t> body_gets_by_path;  // body GETs (any status) per file path
   std::uint64_t cdn_authorization_rejected = 0;            // CDN requests refused for Authorization
   std::uint64_t faults_fired = 0;
-  std::uint64_t stalls_active = 0; // responses currently inside a stall
-  std::vector<RequestRecord> log;  // completed requests, in completion order
+  std::uint64_t stalls_active = 0;   // responses currently inside a stall
+  std::uint64_t requests_active = 0; // requests being handled now (not admin ones)
+  std::uint64_t requests_active_peak = 0;
+  std::vector<RequestRecord> log; // completed requests, in completion order
 
   std::uint64_t count(RouteKind kind) const { return requests[static_cast<std::size_t>(kind)]; }
   std::uint64_t bytes_for(const std::string& path) const;
@@ -308,7 +312,18 @@ public:
     std::set<std::string> tokens_without_gated_access = {"hf_test_token_without_access"};
     int hub_port = 0; // 0 = any free port (tests must keep 0)
     int cdn_port = 0;
-    std::size_t worker_threads = 64; // per server; each keep-alive connection holds one
+    // Per server; each keep-alive connection holds one, so this is how many connections are served at once
+    // (a downloader may open 64 to the CDN plus 64 to the Hub).
+    std::size_t worker_threads = 256;
+    // Network and server delay: every request on one of `latency_routes` (all counted routes when empty)
+    // waits this long before its answer (before the first byte of headers or body).
+    std::chrono::milliseconds latency{0};
+    std::set<RouteKind> latency_routes;
+    // Bytes per second of each body response, like a CDN that paces every connection (the throttle fault,
+    // without a fault); 0 = unlimited.
+    std::uint64_t connection_rate = 0;
+    // Bytes per second of all body responses of both servers together (a shared link); 0 = unlimited.
+    std::uint64_t total_rate = 0;
   };
 
   HubEmulator();

@@ -125,6 +125,16 @@ std::string to_string(RouteKind kind)
   return k_route_kind_names[static_cast<std::size_t>(kind)];
 }
 
+std::optional<RouteKind> route_kind_from_string(std::string_view name)
+{
+  for (std::size_t i = 0; i < k_route_kind_count; ++i) {
+    if (name == k_route_kind_names[i]) {
+      return static_cast<RouteKind>(i);
+    }
+  }
+  return std::nullopt;
+}
+
 FaultSpec fault_from_json(std::string_view text)
 {
   Json j;
@@ -183,6 +193,8 @@ std::string Counters::to_json() const
   j["cdn_authorization_rejected"] = cdn_authorization_rejected;
   j["faults_fired"] = faults_fired;
   j["stalls_active"] = stalls_active;
+  j["requests_active"] = requests_active;
+  j["requests_active_peak"] = requests_active_peak;
   Json log_json = Json::array();
   for (const auto& r : log) {
     log_json.push_back({{"method", r.method},

@@ -1,6 +1,8 @@
 #include "transfer/engine.hpp"
 
 #include "net/http_parse.hpp"
+#include "transfer/resume_state.hpp"
+#include "transfer/scheduler.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 #include "util/lock.hpp"
@@ -13,10 +15,12 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <fcntl.h>
@@ -31,17 +35,23 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// Fixed mode (--connections/--max-workers): files of at least TransferOptions::parallel_threshold are cut
+// into size/connections pieces within these bounds, as before the scheduler.
 constexpr std::uint64_t k_min_chunk = 16ull << 20;
 constexpr std::uint64_t k_max_chunk = 64ull << 20;
 constexpr auto k_progress_interval = std::chrono::milliseconds(100);
 constexpr auto k_state_interval = std::chrono::milliseconds(500);
 // Files smaller than this, fetched in one piece, are restarted rather than resumed after a crash.
 constexpr std::uint64_t k_min_resumable_size = 8ull << 20;
-// A chunk in flight is split for an idle connection only when both halves get at least this much.
-constexpr std::uint64_t k_min_split_piece = 4ull << 20;
-// ...and only when its own rate, observed for at least this long (s), predicts more than k_split_min_eta.
-constexpr double k_split_min_observation = 0.5;
-constexpr double k_split_min_eta = 2.0;
+// Adaptive mode: connections to one host, and requests in flight in total.
+constexpr int k_max_connections_per_host = 64;
+constexpr int k_max_requests_total = 64;
+// Adaptive mode: files below this size are fetched in one request each.
+constexpr std::uint64_t k_small_file_size = 16ull << 20;
+// How often the supervising thread samples the bytes of every request for the scheduler.
+constexpr auto k_sample_interval = std::chrono::milliseconds(50);
+// Workers beyond the requests in flight: they open the next files and finish completed ones.
+constexpr int k_spare_workers = 4;
 
 // Caps the total receive rate of all connections (token bucket with a small burst).
 class RateLimiter {
@@ -79,24 +89,24 @@ private:
   Clock::time_point m_next{};
 };
 
-struct Chunk {
-  std::uint64_t start = 0;
-  // Exclusive end. Only ever lowered, by a split while the chunk is in flight (the request then stops at
-  // the new end); read without the scheduler lock by the receiving thread.
-  std::atomic<std::uint64_t> end{0};
-  std::atomic<std::uint64_t> written{0};
-  bool in_flight = false;
-  Clock::time_point dispatched{}; // when the current request started
-  std::uint64_t written_at_dispatch = 0;
-  int failures = 0; // consecutive attempts without progress
-  Clock::time_point not_before{};
-  std::uint64_t length() const { return end.load() - start; }
+// One worker thread's request: a fixed address for the whole run, so that the thread receiving the bytes and
+// the scheduler's driver never share a container that grows.
+struct Slot {
+  // Guards `claimed` and changes of `end` between the receiving thread and a split (the global lock holder).
+  std::mutex mutex;
+  std::uint64_t first = 0;               // first byte of the request (set before it starts)
+  std::atomic<std::uint64_t> end{0};     // exclusive; only lowered, by a split, under `mutex`
+  std::uint64_t claimed = 0;             // bytes from `first` reserved for writing (under `mutex`)
+  std::atomic<std::uint64_t> written{0}; // bytes from `first` on disk
+  std::atomic<bool> stop{false};         // aborts the transfer: interrupted, or stalled per the scheduler
+  std::atomic<bool> stalled{false};
+  // Under the global lock:
+  bool active = false;
+  RequestId id = 0;
+  struct FileState* file = nullptr;
+
+  std::uint64_t length() const { return end.load() - first; }
   bool done() const { return written.load() >= length(); }
-  std::uint64_t remaining() const
-  {
-    const std::uint64_t w = written.load();
-    return w >= length() ? 0 : length() - w;
-  }
 };
 
 enum class FileStage { waiting, active, finished };
@@ -109,9 +119,10 @@ struct FileState {
   bool opening = false;
   int fd = -1;
   std::optional<util::FileLock> lock;
-  std::deque<Chunk> chunks; // deque: Chunk holds an atomic and must not move
-  std::uint64_t chunk_size = 0;
-  int in_flight = 0;
+  std::optional<FileId> sched;  // the scheduler's id once the file is open (guarded by the scheduler lock)
+  ByteRanges resumed;           // ranges found on disk when opening, before the scheduler knows the file
+  std::uint64_t chunk_size = 0; // informational, for the resume state
+  int in_flight = 0;            // requests in flight (guarded by the scheduler lock)
   // Small one-chunk files keep no resume state: re-fetching them is cheaper than the two fsyncs an atomic
   // state write costs (measured: 1,500-file snapshots were dominated by fsyncs).
   bool persist_state = true;
@@ -122,6 +133,9 @@ struct FileState {
   std::exception_ptr error;
   std::atomic<std::uint64_t> fetched{0};
   bool downloaded = false;
+  // Bytes on disk (progress events), and the contiguous prefix from byte 0 that is on disk (the hasher).
+  std::atomic<std::uint64_t> present_bytes{0};
+  std::atomic<std::uint64_t> prefix{0};
 
   // Location of the bytes once known (e.g. the CDN URL after the first redirect chain).
   std::mutex location_mutex;
@@ -134,32 +148,21 @@ struct FileState {
   std::uint64_t hashed = 0;
 
   std::mutex state_mutex;
-  Clock::time_point last_state_save{};
+  std::uint64_t state_written_seq = 0; // under state_mutex
+  std::uint64_t state_seq = 0;         // under the scheduler lock
+  std::atomic<std::int64_t> last_state_save_ns{0};
   std::atomic<std::int64_t> last_progress_ns{0};
 
   explicit FileState(cache::RepoCache c) : cache(std::move(c)) {}
 
-  std::uint64_t present() const
+  std::uint64_t present() const { return present_bytes.load(); }
+  bool all_done() const { return present() >= job->size; }
+  // Raises the contiguous prefix to at least `upto` (bytes [0, upto) are known to be on disk).
+  void raise_prefix(std::uint64_t upto)
   {
-    std::uint64_t sum = 0;
-    for (const auto& c : chunks) {
-      sum += std::min(c.written.load(), c.length());
+    std::uint64_t cur = prefix.load();
+    while (cur < upto && !prefix.compare_exchange_weak(cur, upto, std::memory_order_release)) {
     }
-    return sum;
-  }
-  bool all_done() const
-  {
-    return std::all_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.done(); });
-  }
-  // The chunk holding `offset`. Chunks are not uniform once a slow one was split (splits append).
-  Chunk& chunk_at(std::uint64_t offset)
-  {
-    for (auto& c : chunks) {
-      if (c.start <= offset && offset < c.end.load()) {
-        return c;
-      }
-    }
-    return chunks.back();
   }
 };
 
@@ -194,23 +197,32 @@ public:
 
 } // namespace
 
-std::vector<std::pair<std::uint64_t, std::uint64_t>> plan_chunks(std::uint64_t size, const TransferOptions& o)
+SchedulerOptions scheduler_options(const TransferOptions& o, const hub::HubConfig& config)
 {
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
-  if (size == 0) {
-    return out;
+  SchedulerOptions so;
+  so.adaptive = o.connections_per_file <= 0 && o.max_connections <= 0;
+  if (so.adaptive) {
+    so.max_per_host = k_max_connections_per_host;
+    so.max_total = k_max_requests_total;
+    so.max_per_file = k_max_connections_per_host;
+    so.small_file_size = k_small_file_size;
+  } else {
+    // Explicit counts: fixed, as given. One of the two implies the other.
+    const int total = o.max_connections > 0 ? o.max_connections : o.connections_per_file;
+    so.max_total = std::max(1, total);
+    so.max_per_host = so.max_total;
+    so.max_per_file = std::max(1, o.connections_per_file > 0 ? o.connections_per_file : total);
+    so.small_file_size = o.parallel_threshold;
+    so.min_piece = k_min_chunk;
+    so.max_piece = k_max_chunk;
   }
-  std::uint64_t chunk = size;
-  if (o.chunk_size > 0) {
-    chunk = o.chunk_size;
-  } else if (size >= o.parallel_threshold && o.connections_per_file > 1) {
-    chunk = std::clamp<std::uint64_t>(size / static_cast<std::uint64_t>(o.connections_per_file), k_min_chunk,
-                                      k_max_chunk);
-  }
-  for (std::uint64_t off = 0; off < size; off += chunk) {
-    out.emplace_back(off, std::min(size, off + chunk));
-  }
-  return out;
+  so.fixed_piece = o.chunk_size;
+  so.max_retries = config.max_retries;
+  so.retry_base = config.retry_base;
+  // The transfer layer detects stalls itself (net::Request::stall_timeout); the scheduler's check is a
+  // safety net for a connection that neither delivers nor times out.
+  so.stall_timeout = config.download_timeout * 2 + std::chrono::seconds(1);
+  return so;
 }
 
 struct Run {
@@ -219,15 +231,33 @@ struct Run {
   ProgressObserver* observer;
   const std::atomic<bool>* cancel;
   RateLimiter limiter;
+  // Filled before the workers start, never resized while they run.
   std::deque<FileState> files;
 
+  // The scheduler lock: guards the scheduler, the slots' bookkeeping and the file fields marked so.
   std::mutex mutex;
+  // Idle workers wait on `cv`. Events wake one of them (which wakes the next if it found work), not all:
+  // with dozens of workers a broadcast per event costs more than the transfers.
   std::condition_variable cv;
-  util::DirSyncBatch dir_sync; // blobs/ folders, synced once at the end of the run
+  std::condition_variable supervisor_cv; // the supervising thread: new files, all done
+  util::DirSyncBatch dir_sync;           // blobs/ folders, synced once at the end of the run
   std::size_t next_to_open = 0;
+  Scheduler sched;
+  std::map<FileId, FileState*> by_id;
+  // One slot per worker thread; worker i only ever uses slots[i].
+  int max_workers;
+  std::unique_ptr<Slot[]> slots;
+  int workers = 0;   // threads started
+  int opening = 0;   // workers opening a file
+  int finishing = 0; // workers verifying and committing a file
+  bool all_done = false;
 
   Run(hub::HubClient& h, const TransferOptions& o, ProgressObserver* obs)
-      : hub(h), options(o), observer(obs), cancel(h.cancel_flag()), limiter(o.rate_limit)
+      : hub(h), options(o), observer(obs), cancel(h.cancel_flag()), limiter(o.rate_limit),
+        sched(scheduler_options(o, h.config())),
+        max_workers(sched.options().adaptive ? sched.options().max_total + k_spare_workers
+                                             : sched.options().max_total),
+        slots(std::make_unique<Slot[]>(static_cast<std::size_t>(max_workers)))
   {
   }
 
@@ -279,88 +309,103 @@ struct Run {
 
   // ---- resume state -------------------------------------------------------------------------------------
 
+  // The bytes of the file's requests in flight, as the scheduler's bookkeeping (caller holds the lock).
+  void sample_file(FileState& f, Clock::time_point now)
+  {
+    for (int i = 0; i < workers; ++i) {
+      Slot& slot = slots[static_cast<std::size_t>(i)];
+      if (slot.active && slot.file == &f) {
+        sched.on_progress(slot.id, slot.written.load(std::memory_order_acquire), now);
+      }
+    }
+    if (f.sched) {
+      f.raise_prefix(sched.contiguous_prefix(*f.sched));
+    }
+  }
+
   // `closing`: the file stops here (failure, interruption); its state is worth saving even for small files.
-  void save_state(FileState& f, bool force, bool closing = false)
+  // `locked`: the caller holds the scheduler lock.
+  void save_state(FileState& f, bool force, bool closing = false, bool locked = false)
   {
     if (!f.persist_state && !closing) {
       return;
     }
-    std::unique_lock lock(f.state_mutex, std::try_to_lock);
-    if (!lock.owns_lock()) {
-      if (!force) {
+    const auto now = Clock::now();
+    const std::int64_t now_ns = now.time_since_epoch().count();
+    if (!force) {
+      auto last = f.last_state_save_ns.load();
+      if (now_ns - last < std::chrono::nanoseconds(k_state_interval).count() ||
+          !f.last_state_save_ns.compare_exchange_strong(last, now_ns)) {
         return;
       }
-      lock.lock();
+    } else {
+      f.last_state_save_ns.store(now_ns);
     }
-    const auto now = Clock::now();
-    if (!force && now - f.last_state_save < k_state_interval) {
+    ResumeState state;
+    state.etag = f.job->etag;
+    state.size = f.job->size;
+    state.chunk_size = f.chunk_size;
+    std::uint64_t seq = 0;
+    {
+      std::unique_lock lock(mutex, std::defer_lock);
+      if (!locked) {
+        lock.lock();
+      }
+      if (f.stage == FileStage::finished && !f.failed && !closing) {
+        return; // committed: the state is gone and must stay gone
+      }
+      if (f.sched) {
+        sample_file(f, now);
+        state.present = sched.present(*f.sched);
+      } else {
+        state.present = f.resumed;
+      }
+      seq = ++f.state_seq;
+    }
+    std::unique_lock lock(f.state_mutex, std::defer_lock);
+    if (force) {
+      lock.lock();
+    } else if (!lock.try_lock()) {
       return;
     }
-    f.last_state_save = now;
-    nlohmann::json j;
-    j["format"] = "modelmgr-resume";
-    j["version"] = 1;
-    j["etag"] = f.job->etag;
-    j["size"] = f.job->size;
-    j["chunk_size"] = f.chunk_size;
-    auto arr = nlohmann::json::array();
-    for (const auto& c : f.chunks) {
-      arr.push_back({c.start, c.end.load(), std::min(c.written.load(), c.length())});
+    if (seq <= f.state_written_seq) {
+      return; // a newer snapshot is already on disk
     }
-    j["chunks"] = std::move(arr);
+    f.state_written_seq = seq;
     try {
-      util::atomic_write_file(f.cache.resume_state_path(f.job->etag), j.dump());
+      util::atomic_write_file(f.cache.resume_state_path(f.job->etag), serialize_resume_state(state));
     } catch (const std::exception&) {
       // Losing resume state only costs a re-download later; the download itself goes on.
     }
   }
 
   // Restores progress from a previous run; returns false when there is nothing usable. The previous run
-  // may have used another chunk layout (other --connections or --chunk-size): what counts is which byte
-  // ranges are on disk, so each new chunk keeps the present bytes at its start.
+  // may have used another layout (other --connections or --chunk-size): what counts is which byte ranges are
+  // on disk.
   bool load_state(FileState& f, std::uint64_t temp_size)
   {
     std::ifstream in(f.cache.resume_state_path(f.job->etag));
     if (!in) {
       return false;
     }
-    auto j = nlohmann::json::parse(in, nullptr, false);
-    if (!j.is_object() || j.value("format", "") != "modelmgr-resume" || j.value("version", 0) != 1 ||
-        j.value("etag", "") != f.job->etag || j.value("size", std::uint64_t{0}) != f.job->size ||
-        !j.contains("chunks") || !j["chunks"].is_array()) {
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto state = parse_resume_state(text.str(), f.job->etag, f.job->size, temp_size);
+    if (!state || state->present.empty()) {
       return false;
     }
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> present; // [start, end)
-    for (const auto& c : j["chunks"]) {
-      if (!c.is_array() || c.size() != 3 || !c[0].is_number_unsigned() || !c[1].is_number_unsigned() ||
-          !c[2].is_number_unsigned()) {
-        return false;
-      }
-      const auto a = c[0].get<std::uint64_t>();
-      const auto b = c[1].get<std::uint64_t>();
-      const auto w = c[2].get<std::uint64_t>();
-      if (a > b || b > f.job->size || w > b - a || a + w > temp_size) {
-        return false;
-      }
-      if (w > 0) {
-        present.emplace_back(a, a + w);
-      }
-    }
-    std::sort(present.begin(), present.end());
-    bool any = false;
-    for (auto& chunk : f.chunks) {
-      // Bytes present contiguously from the chunk's start.
-      std::uint64_t upto = chunk.start;
-      for (const auto& [a, b] : present) {
-        if (a <= upto && b > upto) {
-          upto = b;
-        }
-      }
-      const std::uint64_t w = std::min(upto, chunk.end.load()) - chunk.start;
-      chunk.written.store(w);
-      any = any || w > 0;
-    }
-    return any;
+    f.resumed = state->present;
+    f.present_bytes.store(f.resumed.total());
+    f.prefix.store(f.resumed.prefix());
+    return true;
+  }
+
+  // Forgets every byte of the file (a fresh start or a hash mismatch).
+  void reset_progress(FileState& f)
+  {
+    f.resumed.clear();
+    f.present_bytes.store(0);
+    f.prefix.store(0);
   }
 
   // ---- hashing --------------------------------------------------------------------------------------------
@@ -382,8 +427,7 @@ struct Run {
         if (from >= f.job->size) {
           break;
         }
-        Chunk& c = f.chunk_at(from);
-        const std::uint64_t avail = c.start + std::min(c.written.load(std::memory_order_acquire), c.length());
+        const std::uint64_t avail = f.prefix.load(std::memory_order_acquire);
         if (avail <= from) {
           break;
         }
@@ -453,14 +497,9 @@ struct Run {
       emit(f, EventType::cached, job.size);
       return false;
     }
-    auto ranges = plan_chunks(job.size, options);
-    f.chunk_size = ranges.empty() ? 0 : ranges.front().second - ranges.front().first;
-    f.persist_state = ranges.size() > 1 || job.size >= k_min_resumable_size;
-    for (auto [a, b] : ranges) {
-      auto& c = f.chunks.emplace_back();
-      c.start = a;
-      c.end = b;
-    }
+    f.chunk_size = options.chunk_size;
+    f.persist_state =
+        job.size >= k_min_resumable_size || (options.chunk_size > 0 && job.size > options.chunk_size);
     const fs::path temp = f.cache.incomplete_path(job.etag);
     std::optional<std::uint64_t> adopted;
     try {
@@ -485,9 +524,7 @@ struct Run {
           resume_from_prefix(f, std::min<std::uint64_t>(*adopted, static_cast<std::uint64_t>(st.st_size)));
     }
     if (!resumed) {
-      for (auto& c : f.chunks) {
-        c.written.store(0);
-      }
+      reset_progress(f);
       if (::ftruncate(f.fd, 0) != 0) {
         throw_disk("cannot truncate", temp, errno);
       }
@@ -581,21 +618,43 @@ struct Run {
       std::lock_guard lock(mutex);
       f.stage = FileStage::finished;
     }
-    emit(f, EventType::done, job.size);
-    cv.notify_all();
+    emit(f, EventType::done, job.size, connections_note(f));
+    cv.notify_one();
   }
 
   // A process killed while writing its resume state leaves the atomic-write temp file (".<state
-  // name>.<hex>.tmp") behind; once the blob is committed those are garbage.
+  // name>.<hex>.tmp") behind; once the blob is committed those are garbage. Each blobs/ folder is listed
+  // once per run (listing it for each of thousands of small files made a snapshot pull quadratic): such
+  // temps come from earlier runs only, as this run holds the lock of every file it writes state for.
+  std::mutex stale_mutex;
+  std::map<fs::path, std::vector<std::string>> stale_temps; // blobs/ folder -> hidden *.tmp names in it
+
   void remove_stale_state_temps(FileState& f)
   {
     const std::string prefix = "." + f.cache.resume_state_path(f.job->etag).filename().string() + ".";
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(f.cache.blobs_dir(), ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.starts_with(prefix) && name.ends_with(".tmp")) {
-        fs::remove(entry.path(), ec);
+    const fs::path dir = f.cache.blobs_dir();
+    std::vector<std::string> stale;
+    {
+      std::lock_guard lock(stale_mutex);
+      auto [it, listed_now] = stale_temps.try_emplace(dir);
+      if (listed_now) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(dir, ec)) {
+          std::string name = entry.path().filename().string();
+          if (name.starts_with(".") && name.ends_with(".tmp")) {
+            it->second.push_back(std::move(name));
+          }
+        }
       }
+      for (const auto& name : it->second) {
+        if (name.starts_with(prefix)) {
+          stale.push_back(name);
+        }
+      }
+    }
+    std::error_code ec;
+    for (const auto& name : stale) {
+      fs::remove(dir / name, ec);
     }
   }
 
@@ -603,9 +662,9 @@ struct Run {
   {
     {
       std::lock_guard lock(mutex);
-      for (auto& c : f.chunks) {
-        c.written.store(0);
-        c.failures = 0;
+      reset_progress(f);
+      if (f.sched) {
+        sched.restart_file(*f.sched);
       }
       f.hasher.emplace(util::hasher_for_etag(f.job->etag, f.job->size));
       f.hashed = 0;
@@ -617,7 +676,7 @@ struct Run {
     if (f.job->size == 0) {
       finish_file(f);
     }
-    cv.notify_all();
+    cv.notify_one();
   }
 
   void fail_file(FileState& f, std::exception_ptr error)
@@ -630,6 +689,9 @@ struct Run {
       f.failed = true;
       f.error = error;
       f.abort.store(true);
+      if (f.sched) {
+        sched.fail_file(*f.sched);
+      }
     }
     std::string msg;
     try {
@@ -647,7 +709,7 @@ struct Run {
     }
     maybe_close(f, bad_bytes);
     emit(f, EventType::failed, f.present(), msg);
-    cv.notify_all();
+    cv.notify_one();
   }
 
   // Closes a failed file once no chunk is in flight.
@@ -659,7 +721,7 @@ struct Run {
     }
     if (f.fd >= 0) {
       if (!discard) {
-        save_state(f, true, true);
+        save_state(f, true, true, true);
       }
       // Unchecked on purpose: this file is not committed, and a resume re-verifies every byte by hash.
       ::close(f.fd);
@@ -674,10 +736,11 @@ struct Run {
     f.stage = FileStage::finished;
   }
 
-  // ---- fetching one chunk
-  // ----------------------------------------------------------------------------------
+  // ---- fetching one range ------------------------------------------------------------------------------
 
-  void fetch_chunk(FileState& f, Chunk& c)
+  // Fetches the slot's range [first, end) from where its bytes stop. The end may be lowered meanwhile by a
+  // split: the request then stops there.
+  void fetch_chunk(FileState& f, Slot& c)
   {
     const FileJob& job = *f.job;
     std::string url;
@@ -687,7 +750,7 @@ struct Run {
     }
     const std::uint64_t before = c.written.load();
     for (int hop = 0; hop < 10; ++hop) {
-      const std::uint64_t first = c.start + c.written.load();
+      const std::uint64_t first = c.first + c.written.load();
       const std::uint64_t last = c.end.load() - 1;
       net::Request req;
       req.url = url;
@@ -704,8 +767,11 @@ struct Run {
           whole_file && job.size < std::min<std::uint64_t>(options.parallel_threshold, 2ull << 20);
       std::string violation;
       bool head_checked = false;
-      bool split_stop = false; // the chunk was shortened by a split: stop at its new end
+      bool split_stop = false; // the range was shortened by a split: stop at its new end
       auto sink = [&](std::span<const char> data, const net::Response& head) -> bool {
+        if (!head_checked) {
+          note_origin(f, url);
+        }
         if (f.abort.load() || aborted.load()) {
           return false;
         }
@@ -729,19 +795,25 @@ struct Run {
           }
         }
         head_checked = true;
-        const std::uint64_t at = c.start + c.written.load();
-        if (at + data.size() > last + 1) {
-          violation = fmt::format("server sent more than the {} bytes asked", last + 1 - first);
-          return false;
-        }
-        const std::uint64_t end = c.end.load();
-        if (at >= end) {
-          split_stop = true;
-          return false;
-        }
-        if (at + data.size() > end) {
-          data = data.first(static_cast<std::size_t>(end - at));
-          split_stop = true;
+        std::uint64_t at = 0;
+        {
+          // Reserve the bytes before writing them, so that a split never cuts below what is being written.
+          std::lock_guard reserve(c.mutex);
+          at = c.first + c.claimed;
+          if (at + data.size() > last + 1) {
+            violation = fmt::format("server sent more than the {} bytes asked", last + 1 - first);
+            return false;
+          }
+          const std::uint64_t end = c.end.load();
+          if (at >= end) {
+            split_stop = true;
+            return false;
+          }
+          if (at + data.size() > end) {
+            data = data.first(static_cast<std::size_t>(end - at));
+            split_stop = true;
+          }
+          c.claimed += data.size();
         }
         limiter.consume(data.size(), cancel);
         std::size_t off = 0;
@@ -758,12 +830,17 @@ struct Run {
         }
         c.written.fetch_add(data.size(), std::memory_order_release);
         f.fetched.fetch_add(data.size());
+        f.present_bytes.fetch_add(data.size());
+        if (c.first <= f.prefix.load(std::memory_order_acquire)) {
+          // This request extends the contiguous prefix: everything it wrote is in it now.
+          f.raise_prefix(at + data.size());
+        }
         advance_hash(f, data.data(), at, data.size());
         report_bytes(f);
         save_state(f, false);
         return !split_stop;
       };
-      net::Response r = hub.http().perform(req, sink, cancel);
+      net::Response r = hub.http().perform(req, sink, &c.stop);
       hub.count_request();
       const bool progressed = c.written.load() > before;
       if (split_stop && c.done()) {
@@ -781,6 +858,14 @@ struct Run {
       }
       if (f.abort.load()) {
         return;
+      }
+      if (c.stalled.load()) {
+        ChunkError e(
+            fmt::format(
+                "{}: no data for {} ms", net::display_url(url),
+                std::chrono::duration_cast<std::chrono::milliseconds>(sched.options().stall_timeout).count()),
+            true, c.written.load() > before, std::nullopt, true);
+        throw e;
       }
       if (!r.transport_ok()) {
         ChunkError e(hub::describe_transport_error(r, url), true, progressed, std::nullopt,
@@ -801,7 +886,7 @@ struct Run {
       if (r.is_success()) {
         if (!c.done()) {
           throw ChunkError(fmt::format("short body from {}: got {} of {} bytes", net::display_url(url),
-                                       c.written.load() - (first - c.start), c.end.load() - first),
+                                       c.written.load() - (first - c.first), c.end.load() - first),
                            true, progressed);
         }
         std::lock_guard lock(f.location_mutex);
@@ -845,179 +930,197 @@ struct Run {
     }
   }
 
-  // ---- scheduling
-  // ------------------------------------------------------------------------------------------
+  // ---- scheduling -----------------------------------------------------------------------------------------
+  // Workers ask the scheduler (under `mutex`) what to do, run one request at a time in their own slot, and
+  // report the outcome. The thread that called Engine::run supervises: it samples the bytes of every request
+  // for the scheduler, cancels what the scheduler calls stalled, passes Ctrl-C on, and starts workers as the
+  // scheduler's targets grow.
 
-  struct Work {
-    FileState* file = nullptr;
-    Chunk* chunk = nullptr;
-    bool open = false;
-    std::string origin;
-  };
-
-  // Connections allowed to one host: starts at the global budget, halves when the host pushes back,
-  // grows by one with each chunk it serves.
-  struct Host {
-    int cap = 0;
-    int in_flight = 0;
-  };
-  std::map<std::string, Host> hosts;
-
-  Host& host(const std::string& origin)
+  // Where the bytes of a file come from, learnt from its first answered request (the CDN behind a redirect).
+  void note_origin(FileState& f, const std::string& url)
   {
-    auto [it, inserted] = hosts.try_emplace(origin);
-    if (inserted) {
-      it->second.cap = std::max(1, options.max_connections);
+    const std::string where = net::origin_of(url);
+    std::lock_guard lock(mutex);
+    if (where.empty() || where == f.origin) {
+      return;
     }
-    return it->second;
+    f.origin = where;
+    if (f.sched) {
+      sched.set_host(*f.sched, where);
+    }
   }
 
-  Work dispatch(FileState& f, Chunk& c)
+  static Failure failure_of(const ChunkError& e)
   {
-    c.in_flight = true;
-    c.dispatched = Clock::now();
-    c.written_at_dispatch = c.written.load();
+    Failure out;
+    out.retry_after = e.wait;
+    if (!e.transient) {
+      out.kind = FailureKind::fatal;
+    } else if (e.pushback) {
+      out.kind = FailureKind::pushback;
+    } else if (e.stalled) {
+      out.kind = FailureKind::stall;
+    } else {
+      out.kind = FailureKind::transient;
+    }
+    return out;
+  }
+
+  Slot* slot_of(RequestId id)
+  {
+    for (int i = 0; i < workers; ++i) {
+      Slot& slot = slots[static_cast<std::size_t>(i)];
+      if (slot.active && slot.id == id) {
+        return &slot;
+      }
+    }
+    return nullptr;
+  }
+
+  // Puts a start or split decision into `slot` (caller holds the lock). Returns nullptr when a split could
+  // not be applied: the shortened request had already received bytes beyond the new end.
+  FileState* take_request(Slot& slot, const Decision& d, Clock::time_point now)
+  {
+    if (d.kind == Decision::Kind::split) {
+      Slot* old = slot_of(d.shortened);
+      bool applied = false;
+      if (old) {
+        std::lock_guard reserve(old->mutex);
+        if (old->first + old->claimed <= d.new_end) {
+          old->end.store(d.new_end);
+          applied = true;
+        }
+      }
+      if (!applied) {
+        sched.undo_split(d.request.id);
+        if (old) {
+          sched.on_progress(d.shortened, old->written.load(std::memory_order_acquire), now);
+        }
+        return nullptr;
+      }
+    }
+    FileState& f = *by_id.at(d.request.file);
+    {
+      std::lock_guard reserve(slot.mutex);
+      slot.first = d.request.first;
+      slot.end.store(d.request.last + 1);
+      slot.claimed = 0;
+    }
+    slot.written.store(0);
+    slot.stop.store(cancelled());
+    slot.stalled.store(false);
+    slot.active = true;
+    slot.id = d.request.id;
+    slot.file = &f;
     ++f.in_flight;
-    ++host(f.origin).in_flight;
-    return {&f, &c, false, f.origin};
-  }
-
-  // When a connection is idle and nothing else is left, the in-flight chunk with the most bytes to go is
-  // cut in two and the idle connection takes the second half, so a slow connection near the end of a
-  // file does not hold up the whole download.
-  std::optional<Work> try_split()
-  {
-    FileState* best_file = nullptr;
-    Chunk* best = nullptr;
-    double best_eta = 0;
-    const auto now = Clock::now();
-    for (auto& f : files) {
-      if (f.stage != FileStage::active || f.failed ||
-          f.in_flight >= std::max(1, options.connections_per_file)) {
-        continue;
-      }
-      const Host& h = host(f.origin);
-      if (h.in_flight >= h.cap) {
-        continue;
-      }
-      for (auto& c : f.chunks) {
-        if (!c.in_flight || c.remaining() < 2 * k_min_split_piece) {
-          continue;
-        }
-        // Only a chunk that will clearly take long at its own measured rate: splitting a fast one wastes
-        // the bytes already in flight on its connection.
-        const double secs = std::chrono::duration<double>(now - c.dispatched).count();
-        if (secs < k_split_min_observation) {
-          continue;
-        }
-        const double rate = static_cast<double>(c.written.load() - c.written_at_dispatch) / secs;
-        const double eta = rate > 0 ? static_cast<double>(c.remaining()) / rate : 1e9;
-        if (eta > k_split_min_eta && eta > best_eta) {
-          best = &c;
-          best_file = &f;
-          best_eta = eta;
-        }
-      }
-    }
-    if (!best) {
-      return std::nullopt;
-    }
-    const std::uint64_t end = best->end.load();
-    const std::uint64_t mid = (end - best->remaining() / 2) & ~std::uint64_t{0xffff};
-    if (mid <= best->start + best->written.load() || mid >= end) {
-      return std::nullopt;
-    }
-    // deque::emplace_back keeps references to the other chunks valid (they are in use by other threads).
-    Chunk& piece = best_file->chunks.emplace_back();
-    piece.start = mid;
-    piece.end.store(end);
-    best->end.store(mid);
-    return dispatch(*best_file, piece);
-  }
-
-  // Picks the next piece of work: a chunk of an active file (earliest file first, within its connection
-  // cap), else opening the next file. Waits while work may still appear. Returns empty work when all done.
-  Work next_work(std::unique_lock<std::mutex>& lock)
-  {
-    for (;;) {
-      if (cancelled()) {
-        return {};
-      }
-      auto now = Clock::now();
-      std::optional<Clock::time_point> earliest;
-      bool busy = false;
-      for (auto& f : files) {
-        if (f.stage != FileStage::active || f.failed) {
-          if (f.opening || (f.stage == FileStage::active && f.in_flight > 0)) {
-            busy = true;
-          }
-          continue;
-        }
-        if (f.in_flight > 0) {
-          busy = true;
-        }
-        if (f.in_flight >= std::max(1, options.connections_per_file)) {
-          continue;
-        }
-        const Host& h = host(f.origin);
-        if (h.in_flight >= h.cap) {
-          continue;
-        }
-        for (auto& c : f.chunks) {
-          if (c.in_flight || c.done()) {
-            continue;
-          }
-          if (c.not_before > now) {
-            earliest = earliest ? std::min(*earliest, c.not_before) : c.not_before;
-            continue;
-          }
-          return dispatch(f, c);
-        }
-      }
-      if (next_to_open < files.size()) {
-        FileState& f = files[next_to_open++];
-        f.opening = true;
-        return {&f, nullptr, true, {}};
-      }
-      if (auto w = try_split()) {
-        return *w;
-      }
-      if (!busy && !earliest) {
-        return {};
-      }
-      // Wake up now and then even without news: a chunk in flight may become slow enough to split.
-      const auto recheck = Clock::now() + std::chrono::milliseconds(250);
-      cv.wait_until(lock, earliest ? std::min(*earliest, recheck) : recheck);
-    }
+    return &f;
   }
 
   // The body of each worker thread: nothing may escape a std::thread (std::terminate). Failures of a file
-  // are handled per file below; anything else stops the run.
-  void worker() noexcept
+  // are handled per file; anything else stops the run.
+  void worker(int index) noexcept
   {
     try {
-      work();
+      work(index);
     } catch (...) {
       abort_run(std::current_exception());
     }
   }
 
-  void work()
+  void work(int index)
   {
+    Slot& slot = slots[static_cast<std::size_t>(index)];
     std::unique_lock lock(mutex);
     for (;;) {
-      Work w = next_work(lock);
-      if (!w.file) {
+      if (all_done || cancelled()) {
+        break;
+      }
+      const auto now = Clock::now();
+      // Files still to be opened are work waiting, as far as the concurrency controllers are concerned.
+      sched.set_backlog(next_to_open < files.size() || opening > 0);
+      const Decision d = sched.next(now);
+      if (d.kind == Decision::Kind::start || d.kind == Decision::Kind::split) {
+        FileState* f = take_request(slot, d, now);
+        if (!f) {
+          continue;
+        }
+        cv.notify_one(); // there may be more to start
+        lock.unlock();
+        run_chunk(*f, slot);
+        lock.lock();
+        continue;
+      }
+      // Open the next file when nothing can start now for lack of work (not for lack of connections).
+      const bool may_open = d.kind != Decision::Kind::wait || !d.full;
+      if (may_open && next_to_open < files.size()) {
+        FileState& f = files[next_to_open++];
+        f.opening = true;
+        ++opening;
+        cv.notify_one();
+        lock.unlock();
+        run_open(f);
+        lock.lock();
+        continue;
+      }
+      if (d.kind == Decision::Kind::done && next_to_open == files.size() && opening == 0 && finishing == 0) {
+        all_done = true;
         cv.notify_all();
-        return;
+        supervisor_cv.notify_all();
+        break;
       }
-      lock.unlock();
-      if (w.open) {
-        run_open(*w.file);
-      } else {
-        run_chunk(*w.file, *w.chunk, w.origin);
+      // Wake up now and then even without news: a request in flight may become slow enough to split.
+      const auto recheck = now + std::chrono::milliseconds(100);
+      cv.wait_until(lock, d.wake ? std::min(*d.wake, recheck) : recheck);
+    }
+    cv.notify_one();
+  }
+
+  // The calling thread of Engine::run: starts the workers and feeds the scheduler until all is done.
+  void supervise()
+  {
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<std::size_t>(max_workers));
+    {
+      std::unique_lock lock(mutex);
+      for (;;) {
+        const auto now = Clock::now();
+        const bool stop_all = cancelled();
+        for (int i = 0; i < workers; ++i) {
+          Slot& slot = slots[static_cast<std::size_t>(i)];
+          if (!slot.active) {
+            continue;
+          }
+          if (stop_all) {
+            slot.stop.store(true);
+          }
+          sched.on_progress(slot.id, slot.written.load(std::memory_order_acquire), now);
+          slot.file->raise_prefix(sched.contiguous_prefix(*slot.file->sched));
+        }
+        for (RequestId id : sched.stalled(now)) {
+          if (Slot* slot = slot_of(id)) {
+            slot->stalled.store(true);
+            slot->stop.store(true);
+          }
+        }
+        if (all_done || stop_all) {
+          break;
+        }
+        const int wanted = std::min(max_workers, sched.wanted_requests() + opening + finishing + 1);
+        try {
+          while (workers < wanted) {
+            threads.emplace_back([this, index = workers] { worker(index); });
+            ++workers;
+          }
+        } catch (...) {
+          // No thread for this worker (resource limits): stop the ones started, then report why.
+          abort_run(std::current_exception());
+        }
+        supervisor_cv.wait_for(lock, k_sample_interval);
       }
-      lock.lock();
+    }
+    cv.notify_all();
+    for (auto& t : threads) {
+      t.join();
     }
   }
 
@@ -1032,33 +1135,49 @@ struct Run {
       f.failed = true;
       f.stage = FileStage::finished;
       f.opening = false;
+      --opening;
       if (f.fd >= 0) {
         ::close(f.fd);
         f.fd = -1;
       }
       f.lock.reset();
-      cv.notify_all();
+      cv.notify_one();
       return;
     }
     std::lock_guard lock(mutex);
     f.opening = false;
+    --opening;
     if (active) {
       f.stage = FileStage::active;
+      f.sched = sched.add_file(f.job->size, f.origin, f.resumed);
+      by_id[*f.sched] = &f;
     } else if (f.stage != FileStage::finished) {
       f.stage = FileStage::finished;
       f.lock.reset();
     }
-    cv.notify_all();
+    cv.notify_one();
+    supervisor_cv.notify_one(); // more work may want more workers
   }
 
-  void run_chunk(FileState& f, Chunk& c, const std::string& origin)
+  // What the done event of a large file says about the connections used (the JSON progress shows it).
+  std::string connections_note(const FileState& f)
+  {
+    std::lock_guard lock(mutex);
+    if (f.job->size < sched.options().small_file_size || f.origin.empty()) {
+      return {};
+    }
+    const HostStatus h = sched.host_status(f.origin);
+    return fmt::format("{} connections to {} (peak {})", h.big_target, f.origin, h.big_peak);
+  }
+
+  void run_chunk(FileState& f, Slot& c)
   {
     std::exception_ptr fatal;
     std::optional<ChunkError> soft;
     try {
       fetch_chunk(f, c);
       if (c.done()) {
-        // A finished chunk is never fetched again, whatever happens to this process. Saved while the chunk
+        // A finished range is never fetched again, whatever happens to this process. Saved while the request
         // still counts as in flight, so that it cannot race with the final commit removing the state.
         save_state(f, true);
       }
@@ -1069,53 +1188,42 @@ struct Run {
     }
     bool finish = false;
     std::string pushback_note;
+    FailureOutcome outcome;
     {
       std::lock_guard lock(mutex);
-      c.in_flight = false;
+      const auto now = Clock::now();
+      c.active = false;
       --f.in_flight;
-      --host(origin).in_flight;
-      if (soft && soft->pushback) {
-        f.origin = soft->origin;
-        Host& h = host(soft->origin);
-        const int before = h.cap;
-        h.cap = std::max(1, h.cap / 2);
-        if (h.cap != before) {
-          pushback_note = fmt::format("; connections to {} reduced to {}", soft->origin, h.cap);
+      const std::uint64_t received = c.written.load(std::memory_order_acquire);
+      if (!soft && !fatal && c.done()) {
+        sched.on_complete(c.id, now);
+      } else if (soft) {
+        outcome = sched.on_failed(c.id, received, failure_of(*soft), now);
+        if (outcome.target_after < outcome.target_before) {
+          pushback_note =
+              fmt::format("; connections to {} reduced to {}", soft->origin, outcome.target_after);
         }
-      } else if (!soft && !fatal) {
-        std::string where;
-        {
-          std::lock_guard loc(f.location_mutex);
-          where = net::origin_of(f.location);
-        }
-        if (!where.empty()) {
-          f.origin = where;
-        }
-        Host& h = host(f.origin);
-        h.cap = std::min(std::max(1, options.max_connections), h.cap + 1);
-      }
-      if (soft) {
-        c.failures = soft->progressed ? 1 : c.failures + 1;
-        if (!soft->transient || c.failures > hub.config().max_retries) {
+        if (outcome.give_up) {
           fatal = std::make_exception_ptr(DownloadError(
               ErrorKind::network,
               fmt::format("downloading '{}' of {} failed after {} attempts: {}", f.job->repo_path,
-                          f.job->repo.describe(), c.failures, soft->what()),
+                          f.job->repo.describe(), outcome.attempts, soft->what()),
               "check the network and retry: the bytes received so far are kept and the next run resumes"));
-        } else {
-          auto wait = soft->wait.value_or(
-              soft->progressed ? std::chrono::milliseconds(0)
-                               : hub::backoff_delay(c.failures, hub.config().retry_base, nullptr));
-          c.not_before = Clock::now() + wait;
         }
-      } else if (!fatal && !f.failed && f.in_flight == 0 && f.all_done()) {
+      } else {
+        // A fatal error, or the file stopped because another of its requests failed: what arrived counts.
+        sched.on_failed(c.id, received, Failure{FailureKind::fatal, std::nullopt}, now);
+      }
+      f.raise_prefix(sched.contiguous_prefix(*f.sched));
+      if (!fatal && !f.failed && f.in_flight == 0 && sched.complete(*f.sched)) {
         finish = true;
+        ++finishing;
       }
     }
 
     if (soft && !fatal) {
       emit(f, soft->stalled ? EventType::stalled : EventType::retrying, f.present(),
-           std::string(soft->what()) + pushback_note, c.failures + 1);
+           std::string(soft->what()) + pushback_note, outcome.attempts + 1);
     }
     if (fatal) {
       fail_file(f, fatal);
@@ -1126,10 +1234,14 @@ struct Run {
         fail_file(f, std::current_exception());
       }
     }
+    if (finish) {
+      std::lock_guard lock(mutex);
+      --finishing;
+    }
     if (f.failed) {
       maybe_close(f, false);
     }
-    cv.notify_all();
+    cv.notify_one();
   }
 };
 
@@ -1189,21 +1301,7 @@ std::vector<FileOutcome> Engine::run(const std::vector<FileJob>& jobs)
     f.origin = net::origin_of(jobs[i].url);
   }
 
-  const int workers = std::max(1, m_options.max_connections);
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<std::size_t>(workers));
-  for (int i = 0; i < workers; ++i) {
-    try {
-      threads.emplace_back([&run] { run.worker(); });
-    } catch (...) {
-      // No thread for this worker (resource limits): stop the ones started, then report why.
-      run.abort_run(std::current_exception());
-      break;
-    }
-  }
-  for (auto& t : threads) {
-    t.join();
-  }
+  run.supervise();
 
   try {
     run.dir_sync.flush();

@@ -3,13 +3,18 @@
 // downloads into `blobs/<etag>.modelmgr.incomplete` (large files as parallel Range requests written at
 // their offsets), hashes the contiguous prefix while bytes arrive, persists resume state beside the temp
 // file, retries transient failures with back-off and Range resume, and renames into `blobs/<etag>` only
-// after size and hash match the Hub's etag. Many files run at once under one connection budget.
+// after size and hash match the Hub's etag. Many files run at once.
 //
-// Resume state (`blobs/<etag>.modelmgr.state.incomplete`), JSON, written atomically:
-//   {"format": "modelmgr-resume", "version": 1, "etag": "...", "size": N, "chunk_size": C,
-//    "chunks": [[start, end, written], ...]}
-// `written` counts the bytes at the start of the chunk that are on disk. A state that does not match the
-// file (etag, size, chunk layout, temp file shorter than claimed) is discarded and the download restarts.
+// What to request when, from which host and on how many connections is decided by the Scheduler
+// (scheduler.hpp, pure and unit-tested); the engine runs one worker thread per request in flight (blocking
+// libcurl transfers through net::Client), creating threads as the scheduler's targets grow, and one
+// supervising thread (the caller's) that samples every request's bytes for the scheduler. The `done` event of
+// a large file carries in its message the connection count its host ended with and the peak ("10
+// connections to https://cdn.example (peak 16)"), shown by `--json` progress.
+//
+// Resume state (`blobs/<etag>.modelmgr.state.incomplete`, written atomically): the byte ranges on disk, in
+// the format of resume_state.hpp. A state that does not match the file (etag, size, temp file shorter than
+// claimed, malformed) is discarded and the download restarts.
 
 #include "modelmgr/errors.hpp"
 #include "modelmgr/progress.hpp"
@@ -28,11 +33,17 @@
 namespace modelmgr::transfer {
 
 struct TransferOptions {
-  int connections_per_file = 8;                   // --connections
-  std::uint64_t chunk_size = 0;                   // --chunk-size; 0 = size/connections within 16–64 MiB
-  std::uint64_t parallel_threshold = 64ull << 20; // files at least this big use several connections
-  int max_connections = 8;                        // --max-workers: connections in flight in total
-  std::uint64_t rate_limit = 0;                   // --limit-rate, bytes per second in total; 0 = none
+  // Both 0 (the default): adaptive, per host (start with a few connections, add more while the throughput
+  // rises, at most 64 per host and 64 requests in flight in total). Either set: fixed counts, no adaptation;
+  // one given alone stands for both.
+  int connections_per_file = 0; // --connections: requests in flight for one file
+  int max_connections = 0;      // --max-workers: requests in flight in total
+  std::uint64_t chunk_size =
+      0; // --chunk-size: every file cut at this size; 0 = pieces sized by the scheduler
+  // Fixed mode without --chunk-size: files at least this big use several connections (size/connections,
+  // within 16–64 MiB).
+  std::uint64_t parallel_threshold = 64ull << 20;
+  std::uint64_t rate_limit = 0; // --limit-rate, bytes per second in total; 0 = none
   std::chrono::milliseconds lock_timeout{std::chrono::minutes(10)}; // --lock-timeout
   bool check_free_space = true;
   // Replaces the measured free space (test hook: MODELMGR_TEST_FREE_SPACE).
@@ -73,9 +84,5 @@ private:
   TransferOptions m_options;
   ProgressObserver* m_observer;
 };
-
-// Chunk layout used for a file of `size` bytes.
-std::vector<std::pair<std::uint64_t, std::uint64_t>> plan_chunks(std::uint64_t size,
-                                                                 const TransferOptions& o);
 
 } // namespace modelmgr::transfer

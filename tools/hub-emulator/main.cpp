@@ -12,6 +12,7 @@
 #include <exception>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include <pthread.h>
 
@@ -30,8 +31,27 @@ int main(int argc, char** argv)
   app.add_option("--big-file-size", big_file_size,
                  "Add repo bench/big with one generated LFS file big.bin of BYTES");
   app.add_option("--threads", options.worker_threads, "Worker threads per server")->capture_default_str();
+  long latency_ms = 0;
+  std::vector<std::string> latency_routes;
+  app.add_option("--latency-ms", latency_ms, "Delay before every answer (server + network latency)");
+  app.add_option("--latency-routes", latency_routes,
+                 "Routes the latency applies to (default all): get_resolve, resolve_cache, cdn_get, ...")
+      ->delimiter(',');
+  app.add_option("--connection-rate", options.connection_rate,
+                 "Bytes/s of each body response (a CDN pacing every connection); 0 = unlimited");
+  app.add_option("--total-rate", options.total_rate,
+                 "Bytes/s of all body responses together (a shared link); 0 = unlimited");
   CLI11_PARSE(app, argc, argv);
   options.default_repos = !no_default_repos;
+  options.latency = std::chrono::milliseconds(latency_ms);
+  for (const auto& name : latency_routes) {
+    auto kind = emu::route_kind_from_string(name);
+    if (!kind) {
+      std::cerr << "modelmgr-hub-emulator: unknown route '" << name << "' for --latency-routes\n";
+      return 2;
+    }
+    options.latency_routes.insert(*kind);
+  }
 
   // Block the stop signals in every thread (the servers' threads inherit the mask) and wait for them here.
   sigset_t signals;

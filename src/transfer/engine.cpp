@@ -556,16 +556,17 @@ struct Run {
   }
 
   // Marks the first `prefix` bytes of the temp file as present (a download another client left, without
-  // our resume state). Returns true if any chunk has bytes.
+  // our resume state). Returns true if there are any.
   bool resume_from_prefix(FileState& f, std::uint64_t prefix)
   {
-    bool any = false;
-    for (auto& c : f.chunks) {
-      const std::uint64_t w = prefix > c.start ? std::min(prefix - c.start, c.length()) : 0;
-      c.written.store(w);
-      any = any || w > 0;
+    reset_progress(f);
+    if (prefix == 0) {
+      return false;
     }
-    return any;
+    f.resumed.add(0, prefix);
+    f.present_bytes.store(f.resumed.total());
+    f.prefix.store(f.resumed.prefix());
+    return true;
   }
 
   // Checks size and hash, then moves the temp file to its blob name. On a hash mismatch the file is

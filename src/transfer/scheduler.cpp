@@ -291,7 +291,9 @@ bool Scheduler::host_has_room(Host& h, RequestClass cls) const
 
 bool Scheduler::demand(const std::string& name, RequestClass cls) const
 {
-  if (m_backlog) {
+  // Files yet to be added are small ones first (the driver orders them), and small files would be waiting
+  // for a place; a big file's controller only counts what it can see.
+  if (m_backlog && cls == RequestClass::small) {
     return true;
   }
   for (FileId fid = m_first_open; fid < m_files.size(); ++fid) {

@@ -219,7 +219,7 @@ public:
   void set_host(FileId file, const std::string& host);
 
   Decision next(SchedTime now);
-  // The driver has more files to add (it opens them lazily): counts as work waiting for the controllers.
+  // The driver has more files to add (it opens them lazily): counts as small-file work waiting.
   void set_backlog(bool more_files) { m_backlog = more_files; }
   // The driver could not apply a split (the request had already passed the new end): merge the tail back.
   void undo_split(RequestId tail);

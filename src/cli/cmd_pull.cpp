@@ -35,7 +35,7 @@ struct PullArgs {
   bool dry_run = false;
   bool all = false;
   std::vector<std::pair<std::string, std::string>> add; // --add REPO FILE, repeatable
-  int connections = 0; // 0 = automatic (adaptive per host)
+  int connections = 0;                                  // 0 = automatic (adaptive per host)
   std::string chunk_size;
   int max_workers = 0; // 0 = automatic
   std::string limit_rate;

@@ -286,8 +286,8 @@ void finish_response(CURL* easy, CURLcode code, const Transfer& t, const EasyRes
       response.error_message =
           "no data received for " + std::to_string(t.request->stall_timeout.count()) + " ms";
     } else if (t.too_large) {
-      response.error_message = "the body is larger than the " +
-                               std::to_string(t.request->max_body / (1024 * 1024)) + " MiB limit";
+      response.error_message =
+          "the body is larger than the " + std::to_string(t.request->max_body / (1024 * 1024)) + " MiB limit";
     } else if (response.sink_refused) {
       response.error_message = k_refused_message;
     } else {

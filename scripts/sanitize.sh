@@ -21,7 +21,7 @@ esac
 
 MODELMGR_BUILD_DIR=$build \
   MODELMGR_CMAKE_ARGS="-DMODELMGR_SANITIZE=$kind -DMODELMGR_BUILD_BENCH=OFF ${MODELMGR_CMAKE_ARGS:-}" \
-  MODELMGR_TARGETS="modelmgr_cli test_integration test_net test_hub stand_in_llama_server" \
+  MODELMGR_TARGETS="modelmgr_cli test_integration test_net test_hub test_transfer stand_in_llama_server" \
   bash "$root/scripts/build.sh"
 
 logs=$build/sanitizer-logs

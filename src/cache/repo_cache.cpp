@@ -317,17 +317,24 @@ std::optional<std::uint64_t> RepoCache::adopt_foreign_incomplete(std::string_vie
   return static_cast<std::uint64_t>(st.st_size);
 }
 
+mode_t RepoCache::default_blob_mode() const
+{
+  util::create_directories(blobs_dir());
+  return util::default_file_mode(blobs_dir());
+}
+
 fs::path RepoCache::commit_blob(int fd, const fs::path& temp_path, std::string_view etag,
-                                util::DirSyncBatch* dir_sync) const
+                                util::DirSyncBatch* dir_sync, std::optional<mode_t> mode) const
 {
   fs::path target;
   try {
     target = blob_path(etag);
-    util::create_directories(blobs_dir());
     // The writer may have created the temp with 0600 (mkstemp) or under another umask: blobs get the mode
     // a plain new file gets here, so a shared cache stays readable by the group when the umask says so.
-    const mode_t mode = util::default_file_mode(blobs_dir());
-    if (::fchmod(fd, mode) != 0) {
+    if (!mode) {
+      mode = default_blob_mode();
+    }
+    if (::fchmod(fd, *mode) != 0) {
       throw util::make_fs_error(errno, "chmod", temp_path);
     }
   } catch (...) {

@@ -108,9 +108,13 @@ public:
   // Moves the verified file `temp_path`, written through `fd`, to blobs/<etag>: chmod to the directory's
   // default file mode (0666 & ~umask, as Python does), then util::commit_fd (fsync of `fd`, checked close,
   // rename, fsync of blobs/ or `dir_sync`). `fd` is closed in every case. Returns the blob path. Throws
-  // std::system_error; `temp_path` is left in place on failure.
+  // std::system_error; `temp_path` is left in place on failure. `mode`: that default mode, when the caller
+  // already learned it (default_blob_mode), to spare a probe file per blob.
   std::filesystem::path commit_blob(int fd, const std::filesystem::path& temp_path, std::string_view etag,
-                                    util::DirSyncBatch* dir_sync = nullptr) const;
+                                    util::DirSyncBatch* dir_sync = nullptr,
+                                    std::optional<mode_t> mode = std::nullopt) const;
+  // The mode a new blob gets (util::default_file_mode of blobs/, which it creates). Throws std::system_error.
+  mode_t default_blob_mode() const;
 
   // ---- snapshots ----
   // Makes snapshots/<commit>/<repo_path> point at blobs/<etag>: a relative symlink created at a temp name

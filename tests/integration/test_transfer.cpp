@@ -1,5 +1,6 @@
 // The transfer engine through the binary: chunk boundaries at odd sizes, files over 2^31 bytes, the
-// bandwidth cap, the free-space preflight, and many files under one connection budget.
+// bandwidth cap, the free-space preflight, many files under one connection budget, and the file system work
+// per file.
 
 #include "support/hub_fixture.hpp"
 
@@ -7,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include <gmock/gmock.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 namespace modelmgr::test {
 namespace {
@@ -183,6 +186,39 @@ TEST_F(TransferTest, SlowLastChunkIsSplitForIdleConnections)
   const std::uint64_t splits = range_requests - 5;
   EXPECT_LE(c.bytes_for("weights/big.bin"), big->size() + splits * (8ull << 20));
   EXPECT_LT(c.bytes_for("weights/big.bin"), big->size() + (64ull << 20));
+}
+
+TEST_F(TransferTest, ASnapshotProbesTheBlobModeOncePerRun)
+{
+  // Each blob gets the folder's default file mode, learned by creating and deleting a probe file. Once per
+  // file, that was a third of the inodes a snapshot of small files allocates (and ext4 gets slower with
+  // every recently deleted inode): the folder is probed once per run.
+  const fs::path blobs = cache / "models--test-org--many-files" / "blobs";
+  fs::create_directories(blobs);
+  const int watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  ASSERT_GE(watch, 0);
+  ASSERT_GE(::inotify_add_watch(watch, blobs.c_str(), IN_CREATE), 0);
+  auto r = mm({"pull", "test-org/many-files", "--include", "dir00/*", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int probes = 0;
+  int created = 0;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    const ssize_t n = ::read(watch, buf.data(), buf.size());
+    if (n <= 0) {
+      break;
+    }
+    for (ssize_t off = 0; off < n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buf.data() + off);
+      const std::string name = ev->len > 0 ? std::string(ev->name) : std::string();
+      probes += name.starts_with(".modelmgr-mode.") ? 1 : 0;
+      created += ev->mask & IN_Q_OVERFLOW ? 0 : 1;
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+  }
+  ::close(watch);
+  EXPECT_GE(created, 100) << "the 100 files of dir00/ each have a temp file";
+  EXPECT_EQ(probes, 1);
 }
 
 } // namespace

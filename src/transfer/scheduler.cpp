@@ -256,8 +256,13 @@ Scheduler::Host& Scheduler::host(const std::string& name)
   big.hold = m_o.hold;
   ConcurrencyController::Options small = big;
   small.initial = m_o.adaptive ? m_o.initial_small_requests : m_o.max_per_host;
-  // A rate of completions needs a few of them to mean anything.
+  // A rate of completions needs a few of them to mean anything. Small requests need no warm-up (no slow
+  // start worth the name for a few KiB) and their rate settles within a few round trips, so their steps are
+  // shorter: a 1,500-file snapshot is over in a couple of seconds, and a ramp paced like the big files'
+  // (0.35 s a step) would spend most of it below the level the latency asks for.
   small.min_window_events = 8;
+  small.settle = m_o.settle / 2;
+  small.window = m_o.window / 2;
   return m_hosts.emplace(name, Host{ConcurrencyController(big), ConcurrencyController(small)}).first->second;
 }
 

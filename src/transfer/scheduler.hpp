@@ -121,12 +121,12 @@ private:
 
 struct SchedulerOptions {
   bool adaptive = true;
-  int initial_connections = 4;    // adaptive: connections per host for big files at the start
-  int initial_small_requests = 8; // adaptive: small-file requests in flight per host at the start
-  int max_per_host = 64;          // connections to one host (adaptive cap, or the fixed count)
-  int max_total = 64;             // requests in flight in total
-  int max_per_file = 64;          // requests in flight for one file (--connections in fixed mode)
-  std::uint64_t fixed_piece = 0;  // --chunk-size: cut every file at this size; 0 = adaptive pieces
+  int initial_connections = 4;     // adaptive: connections per host for big files at the start
+  int initial_small_requests = 16; // adaptive: small-file requests in flight per host at the start
+  int max_per_host = 64;           // connections to one host (adaptive cap, or the fixed count)
+  int max_total = 64;              // requests in flight in total
+  int max_per_file = 64;           // requests in flight for one file (--connections in fixed mode)
+  std::uint64_t fixed_piece = 0;   // --chunk-size: cut every file at this size; 0 = adaptive pieces
   std::uint64_t min_piece = 1ull << 20;
   std::uint64_t max_piece = 64ull << 20;
   std::uint64_t small_file_size = 16ull << 20; // smaller files: one request, the small-file controller

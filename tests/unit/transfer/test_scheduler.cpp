@@ -278,8 +278,9 @@ TEST(Scheduler, StaysSmallWhenThroughputDoesNotScale)
 
 TEST(Scheduler, SmallFileRequestsInFlightGrowWithLatency)
 {
-  // 1,500 small files, 20 ms before each answer, no bandwidth limit: only more requests in flight help.
-  Sim sim(adaptive(), Link{.latency = 20ms});
+  // 1,500 small files, 40 ms before each answer (the Hub's redirect plus the CDN's answer, 20 ms each), no
+  // bandwidth limit: only more requests in flight help.
+  Sim sim(adaptive(), Link{.latency = 40ms});
   for (int i = 0; i < 1500; ++i) {
     sim.add(1000);
   }
@@ -288,8 +289,9 @@ TEST(Scheduler, SmallFileRequestsInFlightGrowWithLatency)
       sim.run(600s, [&] { max_target = std::max(max_target, sim.s.host_status("cdn").small_target); }));
   EXPECT_GE(max_target, 32);
   EXPECT_EQ(sim.requests, 1500) << "one request per small file";
-  // 8 in flight (curl --parallel-max 8) would need 3.75 s.
-  EXPECT_LT(sim.seconds(), 3.75 / 2);
+  // 8 in flight (curl --parallel-max 8) need 7.5 s; the bench's target is 4x faster, ramp included (this
+  // model has no CPU or disk costs: it checks the ramp, the bench the whole).
+  EXPECT_LT(sim.seconds(), 7.5 / 4);
   // The big-file connection count did not move: small files follow their own controller.
   EXPECT_EQ(sim.s.host_status("cdn").big_target, 4);
 }
@@ -724,9 +726,9 @@ TEST(Scheduler, WantedRequestsFollowTheTargets)
   SchedTime t{};
   EXPECT_EQ(s.wanted_requests(), 0);
   s.add_file(GiB, "cdn");
-  EXPECT_EQ(s.wanted_requests(), 4);
+  EXPECT_EQ(s.wanted_requests(), s.options().initial_connections);
   s.add_file(1000, "hub");
-  EXPECT_EQ(s.wanted_requests(), 4 + 8);
+  EXPECT_EQ(s.wanted_requests(), s.options().initial_connections + s.options().initial_small_requests);
   SchedulerOptions fixed;
   fixed.adaptive = false;
   fixed.max_per_host = 3;

@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import json
 import textwrap
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -221,11 +223,18 @@ def test_ctrl_c_raises_keyboard_interrupt_and_the_next_call_resumes(hub_env, slo
     partial = [p for p in (repo / "blobs").iterdir() if p.name.endswith(".incomplete")]
     assert partial, "the interrupted download left its resumable temp file"
     assert not list((repo / "snapshots").rglob("model.safetensors"))
-    # The next run keeps the bytes already there and finishes.
+    # The next run keeps the bytes already there, fetches only the rest and finishes.
+    before = served_bytes(slow_emulator, "model.safetensors")
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stdout
     assert "finished" in proc.stdout
     assert (next((repo / "snapshots").iterdir()) / "model.safetensors").stat().st_size == 1024 * 1024
+    assert served_bytes(slow_emulator, "model.safetensors") - before < 1024 * 1024
+
+
+def served_bytes(endpoint, path):
+    with urllib.request.urlopen(endpoint + "/_emulator/counters") as r:
+        return json.load(r)["body_bytes_by_path"].get(path, 0)
 
 
 def test_python_m_modelmgr_runs_the_cli():

@@ -22,4 +22,4 @@ _modelmgr() {
     COMPREPLY=("${COMPREPLY[@]#"$prefix"}")
   fi
 }
-complete -o default -o nospace -F _modelmgr modelmgr 2>/dev/null || complete -F _modelmgr modelmgr
+complete -o default -F _modelmgr modelmgr

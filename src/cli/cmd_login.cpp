@@ -124,6 +124,13 @@ hub::UserInfo ask_hub(const std::string& endpoint_flag, const std::string& token
   config.token = token;
   net::ClientOptions options;
   options.user_agent = "modelmgr/0.1.0; hf_hub/compatible";
+  // The same CA bundle variables `pull` honours, so that login works wherever downloads do.
+  for (const char* name : {"CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}) {
+    if (auto v = env.get_nonempty(name)) {
+      options.ca_bundle = *v;
+      break;
+    }
+  }
   net::Client http(options);
   hub::HubClient client(config, http, &cancel_flag());
   return hub::whoami(client);

@@ -4,6 +4,7 @@
 #include "support/hub_fixture.hpp"
 
 #include <fstream>
+#include <tuple>
 
 #include <gmock/gmock.h>
 
@@ -90,6 +91,24 @@ TEST_F(CompletionTest, TheBashScriptCompletesAQuantizationAfterTheColon)
   auto r = p.wait();
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "Q8_0\n");
+}
+
+TEST_F(CompletionTest, TheZshAndFishScriptsParseWhereThoseShellsAreInstalled)
+{
+  const fs::path dir = fs::path(MODELMGR_SOURCE_DIR) / "packaging/completions";
+  bool any = false;
+  for (const auto& [shell, check, script] : {std::tuple{"/usr/bin/zsh", "-n", "_modelmgr"},
+                                             std::tuple{"/usr/bin/fish", "--no-execute", "modelmgr.fish"}}) {
+    if (fs::exists(shell)) {
+      any = true;
+      Process p({shell, check, (dir / script).string()});
+      auto r = p.wait();
+      EXPECT_EQ(r.exit_code, 0) << shell << ": " << r.err;
+    }
+  }
+  if (!any) {
+    GTEST_SKIP() << "neither zsh nor fish is installed";
+  }
 }
 
 TEST_F(CompletionTest, ManPagesOnePerCommandWithTheOptionsHelp)

@@ -202,9 +202,16 @@ std::vector<std::string> complete(CLI::App& root, std::vector<std::string> words
   std::vector<std::string> out;
   std::set<std::string> seen;
   for (const auto& c : candidates) {
-    if ((c == "__files__" || c.rfind(current, 0) == 0) && seen.insert(c).second) {
+    if (c == "__files__") {
+      continue;
+    }
+    if (c.rfind(current, 0) == 0 && seen.insert(c).second) {
       out.push_back(c);
     }
+  }
+  // The scripts look for the file-name marker first.
+  if (std::find(candidates.begin(), candidates.end(), "__files__") != candidates.end()) {
+    out.insert(out.begin(), "__files__");
   }
   return out;
 }

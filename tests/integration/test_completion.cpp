@@ -73,6 +73,11 @@ TEST_F(CompletionTest, CatalogIdsAndCachedRepos)
   fs::create_directories(tmp / "cache" / "datasets--test-org--tiny-dataset");
   EXPECT_THAT(complete({"pull", "test"}), testing::ElementsAre("test-org/tiny-model"));
   EXPECT_THAT(complete({"cache", "rm", ""}), Contains("test-org/tiny-model"));
+  // inspect takes catalog ids, cached repos and paths: the file marker comes first, for the scripts.
+  const auto inspect = complete({"inspect", "test"});
+  ASSERT_FALSE(inspect.empty());
+  EXPECT_EQ(inspect.front(), "__files__");
+  EXPECT_THAT(inspect, Contains("test-org/tiny-model"));
 }
 
 TEST_F(CompletionTest, TheBashScriptCompletesAQuantizationAfterTheColon)

@@ -17,18 +17,20 @@ foreach(layer ${modelmgr_installed_layers})
   list(APPEND modelmgr_install_targets modelmgr_${layer})
 endforeach()
 
+# Components: runtime (the binary, the catalog; also man pages and completions, cmake/Package.cmake) and dev
+# (libraries, headers, CMake and pkg-config files). `cmake --install` installs both; the .deb only runtime.
 install(TARGETS ${modelmgr_install_targets} EXPORT modelmgrTargets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS modelmgr_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS modelmgr_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 # The built-in model catalog, readable (the library carries a compiled-in copy of the same file).
-install(FILES ${PROJECT_SOURCE_DIR}/data/catalog.toml DESTINATION ${CMAKE_INSTALL_DATADIR}/modelmgr)
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/modelmgr DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+install(FILES ${PROJECT_SOURCE_DIR}/data/catalog.toml DESTINATION ${CMAKE_INSTALL_DATADIR}/modelmgr COMPONENT runtime)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/modelmgr DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev
   FILES_MATCHING PATTERN "*.hpp")
 
 set(modelmgr_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/modelmgr)
-install(EXPORT modelmgrTargets NAMESPACE modelmgr:: DESTINATION ${modelmgr_cmake_dir})
+install(EXPORT modelmgrTargets NAMESPACE modelmgr:: DESTINATION ${modelmgr_cmake_dir} COMPONENT dev)
 file(WRITE ${PROJECT_BINARY_DIR}/modelmgrConfig.cmake [=[
 # modelmgr: link modelmgr::modelmgr (the static layer libraries and their system dependencies).
 include(CMakeFindDependencyMacro)
@@ -46,7 +48,7 @@ include(${CMAKE_CURRENT_LIST_DIR}/modelmgrTargets.cmake)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/modelmgrConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/modelmgrConfig.cmake ${PROJECT_BINARY_DIR}/modelmgrConfigVersion.cmake
-  DESTINATION ${modelmgr_cmake_dir})
+  DESTINATION ${modelmgr_cmake_dir} COMPONENT dev)
 
 # pkg-config: static libraries, so every layer and every system dependency is listed for the link.
 set(modelmgr_pc_libs "")
@@ -67,4 +69,4 @@ Requires: libcurl libcrypto fmt nlohmann_json yaml-cpp tomlplusplus protobuf
 Cflags: -I\${includedir}
 Libs: -L\${libdir}${modelmgr_pc_libs} -lonnx_proto -pthread
 ")
-install(FILES ${PROJECT_BINARY_DIR}/modelmgr.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES ${PROJECT_BINARY_DIR}/modelmgr.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)

@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libfmt-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
   aria2 clang-format ccache nginx
   libonnx-dev libonnx-testdata libprotobuf-dev
+  pybind11-dev python3-dev python3-pytest dpkg-dev
 )
 
 missing=()

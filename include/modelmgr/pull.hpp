@@ -32,6 +32,12 @@ struct PullOptions {
   std::vector<std::string> files;  // exact paths; empty = the whole snapshot (filtered by include/exclude)
   std::vector<std::string> include;
   std::vector<std::string> exclude;
+  // GGUF by quantization (`REPO:QUANT`): pick the GGUF file(s) of this quantization from the snapshot's
+  // listing instead of files/include/exclude. Case-insensitive ("q4_k_m"); "" = llama.cpp's default (Q4_K_M,
+  // else Q8_0, else the first GGUF). A split model brings all its parts, in order, then the repo's mmproj
+  // file if it has one: the result's files[0] is the file to load. An unknown tag is a MissingModelError
+  // listing the quantizations the repo has.
+  std::optional<std::string> gguf_quant;
   std::optional<std::filesystem::path> cache_dir; // default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/…
   std::optional<std::filesystem::path> local_dir; // also export plain files here
   std::optional<std::string> endpoint;            // default: HF_ENDPOINT or https://huggingface.co

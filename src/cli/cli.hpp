@@ -74,6 +74,11 @@ void add_models_recommend_command(CLI::App& models, GlobalOptions& global, int& 
 void set_inspect_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 void set_bench_load_command(CLI::App& app, GlobalOptions& global, int& exit_code);
 void set_start_command(CLI::App& app, GlobalOptions& global, int& exit_code);
+// `login`, `logout`, `whoami` (cmd_login.cpp).
+void set_login_commands(CLI::App& app, GlobalOptions& global, int& exit_code);
+// Hidden `__complete` (shell completion candidates) and `__man DIR` (man pages), cmd_meta.cpp; registered
+// last, so that they see every other command.
+void set_meta_commands(CLI::App& app, GlobalOptions& global, int& exit_code);
 // `modelmgr` without a subcommand: true when it should run `sync` (a default model-set config exists).
 bool has_default_model_config();
 

@@ -18,6 +18,7 @@
 #include "cli/catalog_cli.hpp"
 #include "cli/cli.hpp"
 #include "hub/hub_client.hpp"
+#include "manager/gguf_select.hpp"
 #include "net/http.hpp"
 #include "util/env.hpp"
 #include "util/size.hpp"
@@ -359,8 +360,53 @@ int run_refresh(const ListArgs& args, const GlobalOptions& global)
 
 // ---- download -----------------------------------------------------------------------------------------
 
+// `models download org/name[:QUANT]`: the GGUF file(s) of one quantization from any repo (no catalog entry).
+void run_repo_download(const DownloadArgs& args, const GlobalOptions& global)
+{
+  const auto rq = manager::split_repo_quant(args.spec);
+  auto renderer = make_progress_renderer(global);
+  PullOptions o;
+  o.repo_id = rq.repo;
+  o.gguf_quant = rq.quant.value_or("");
+  if (!args.cache_dir.empty()) {
+    o.cache_dir = args.cache_dir;
+  }
+  if (!args.local_dir.empty()) {
+    o.local_dir = args.local_dir;
+  }
+  o.observer = renderer.get();
+  o.cancel = &cancel_flag();
+  const PullResult r = pull(o);
+  renderer.reset();
+  const auto name = manager::parse_gguf_name(r.files.front().path);
+  const std::string quant = name ? name->quant : std::string();
+  if (global.json) {
+    fmt::print("{}\n", nlohmann::json{{"spec", quant.empty() ? rq.repo : rq.repo + ":" + quant},
+                                      {"repo_id", r.repo_id},
+                                      {"quantization", quant},
+                                      {"revision", r.revision},
+                                      {"commit", r.commit},
+                                      {"cache_dir", r.cache_dir.string()},
+                                      {"root", r.root.string()},
+                                      {"path", r.files.front().local_path.string()},
+                                      {"bytes_to_download", r.bytes_to_download},
+                                      {"files", pulled_files_json(r)}}
+                           .dump());
+  } else {
+    // The file to load first (the first split part), then the other parts and the mmproj file.
+    for (const auto& f : r.files) {
+      fmt::print("{}\n", f.local_path.string());
+    }
+  }
+  std::fflush(stdout);
+}
+
 void run_download(const DownloadArgs& args, const GlobalOptions& global)
 {
+  if (manager::looks_like_repo_spec(args.spec)) {
+    run_repo_download(args, global);
+    return;
+  }
   const catalog::Catalog cat = load(args.catalogs);
   const catalog::Selection sel = catalog::resolve(cat, args.spec);
   const auto& entry = *sel.entry;
@@ -453,9 +499,13 @@ void set_models_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   });
 
   auto dl_args = std::make_shared<DownloadArgs>();
-  auto* dl = models->add_subcommand("download", "Download a catalog model (ID or ID:QUANT) into the cache, "
-                                                "verified like `modelmgr pull`, and print its local path");
-  dl->add_option("model", dl_args->spec, "Catalog id, optionally with the quantization: ID or ID:QUANT")
+  auto* dl = models->add_subcommand("download", "Download a catalog model (ID or ID:QUANT) or a GGUF repo's "
+                                                "quantization (REPO[:QUANT]) into the cache, verified like "
+                                                "`modelmgr pull`, and print its local path");
+  dl->add_option(
+        "model", dl_args->spec,
+        "Catalog id, optionally with the quantization (ID or ID:QUANT), or a GGUF repo (REPO[:QUANT], "
+        "default Q4_K_M)")
       ->required();
   dl->add_option("--catalog", dl_args->catalogs,
                  "Extra catalog file (TOML) overriding the built-in and user catalogs (repeatable)");

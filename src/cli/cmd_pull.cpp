@@ -4,6 +4,7 @@
 #include "modelmgr/pull.hpp"
 
 #include "cli/cli.hpp"
+#include "manager/gguf_select.hpp"
 #include "util/time.hpp"
 
 #include <cstdio>
@@ -78,7 +79,10 @@ PullOptions make_options(const PullArgs& a, const std::string& repo, std::vector
                          ProgressObserver* observer)
 {
   PullOptions o;
-  o.repo_id = repo;
+  // REPO:QUANT: the GGUF file(s) of that quantization (a repo id never has a ':').
+  auto rq = manager::split_repo_quant(repo);
+  o.repo_id = rq.repo;
+  o.gguf_quant = rq.quant;
   o.repo_type = a.repo_type;
   o.revision = a.revision;
   o.files = std::move(files);
@@ -141,7 +145,9 @@ void set_pull_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   auto args = std::make_shared<PullArgs>();
   auto* cmd =
       app.add_subcommand("pull", "Download files or a whole repo snapshot into the Hugging Face cache");
-  cmd->add_option("repo", args->repo, "Repo id, e.g. BAAI/bge-m3");
+  cmd->add_option("repo", args->repo,
+                  "Repo id, e.g. BAAI/bge-m3; REPO:QUANT (e.g. org/X-GGUF:Q4_K_M) pulls the GGUF file(s) of "
+                  "that quantization (all split parts, plus the mmproj file)");
   cmd->add_option("files", args->files, "Files to download (default: the whole snapshot)");
   cmd->add_option("--revision", args->revision, "Branch, tag, commit or refs/pr/N")->capture_default_str();
   cmd->add_option("--repo-type", args->repo_type, "model, dataset or space")

@@ -11,6 +11,7 @@
 #include "cli/cli.hpp"
 #include "cli/model_set.hpp"
 #include "manager/config.hpp"
+#include "manager/gguf_select.hpp"
 #include "manager/server_launch.hpp"
 #include "util/env.hpp"
 #include "util/size.hpp"
@@ -53,6 +54,7 @@ struct ModelOnDisk {
   std::string repo; // Hub repo, empty for --file
   std::string quant;
   std::uint64_t context = 0;
+  fs::path mmproj; // the vision projector of a REPO:QUANT pull, when the repo has one
 };
 
 // The child server's pid for the signal handler, which forwards SIGINT/SIGTERM to it.
@@ -155,6 +157,61 @@ ModelOnDisk ensure_catalog_model(const StartArgs& a, const std::string& spec, co
   return m;
 }
 
+// `--model org/name[:QUANT]`: the GGUF file(s) of that quantization from any repo, from the cache when the
+// selection is complete there (no request), else downloaded. The server gets the first split part.
+ModelOnDisk ensure_repo_model(const StartArgs& a, const std::string& spec, const GlobalOptions& global)
+{
+  const auto rq = manager::split_repo_quant(spec);
+  PullOptions o;
+  o.repo_id = rq.repo;
+  o.gguf_quant = rq.quant.value_or("");
+  o.cache_dir = cache_root_for(a.cache_dir);
+  o.cancel = &cancel_flag();
+  std::optional<PullResult> r;
+  std::unique_ptr<ProgressObserver> progress;
+  try {
+    PullOptions cached = o;
+    cached.offline = true;
+    r = pull(cached);
+    if (!global.json) {
+      fmt::print(stderr, "Using cached model: {}\n", spec);
+    }
+  } catch (const MissingModelError&) {
+    if (a.offline) {
+      throw;
+    }
+  }
+  if (!r) {
+    if (!global.json) {
+      fmt::print(stderr, "Downloading {}...\n", spec);
+    }
+    progress = make_progress_renderer(global);
+    o.observer = progress.get();
+    r = pull(o);
+  }
+  ModelOnDisk m;
+  m.repo = rq.repo;
+  m.dir = r->root;
+  m.file = r->files.front().local_path;
+  if (auto name = manager::parse_gguf_name(r->files.front().path)) {
+    m.quant = name->quant;
+  }
+  m.spec = m.quant.empty() ? rq.repo : fmt::format("{}:{}", rq.repo, m.quant);
+  for (const auto& f : r->files) {
+    if (auto name = manager::parse_gguf_name(f.path); name && name->is_mmproj) {
+      m.mmproj = f.local_path;
+    }
+  }
+  return m;
+}
+
+// A catalog id (`ID[:QUANT]`, never a '/') or a repo (`org/name[:QUANT]`).
+ModelOnDisk ensure_model_spec(const StartArgs& a, const std::string& spec, const GlobalOptions& global)
+{
+  return manager::looks_like_repo_spec(spec) ? ensure_repo_model(a, spec, global)
+                                             : ensure_catalog_model(a, spec, global);
+}
+
 ModelOnDisk choose_model(const StartArgs& a, const std::optional<ModelSetConfig>& config,
                          const GlobalOptions& global)
 {
@@ -172,10 +229,10 @@ ModelOnDisk choose_model(const StartArgs& a, const std::optional<ModelSetConfig>
     return m;
   }
   if (!a.model.empty()) {
-    return ensure_catalog_model(a, a.model, global);
+    return ensure_model_spec(a, a.model, global);
   }
   if (config && config->model_spec) {
-    return ensure_catalog_model(a, *config->model_spec, global);
+    return ensure_model_spec(a, *config->model_spec, global);
   }
   if (::isatty(STDIN_FILENO) != 0 && ::isatty(STDOUT_FILENO) != 0 && !global.json) {
     // On a terminal with nothing chosen yet: ask, download, save the choice, then serve it.
@@ -222,6 +279,10 @@ int run_start(const StartArgs& a, const GlobalOptions& global)
     argv = manager::expand_command_template(*config->server.command, values);
   } else {
     argv = manager::default_server_command(values);
+    if (!m.mmproj.empty()) {
+      // llama-server loads the vision projector llama.cpp's -hf would have fetched with the model.
+      argv.insert(argv.end(), {"--mmproj", m.mmproj.string()});
+    }
   }
   argv.insert(argv.end(), a.extra.begin(), a.extra.end());
   const std::string line = manager::shell_join(argv);
@@ -303,8 +364,9 @@ void set_start_command(CLI::App& app, GlobalOptions& global, int& exit_code)
 {
   auto args = std::make_shared<StartArgs>();
   auto* cmd = app.add_subcommand("start", "Download a model if needed and run an inference server on it");
-  auto* model =
-      cmd->add_option("--model", args->model, "Catalog model ID or ID:QUANT (see `modelmgr models list`)");
+  auto* model = cmd->add_option(
+      "--model", args->model,
+      "Catalog model ID or ID:QUANT (see `modelmgr models list`), or a GGUF repo REPO[:QUANT]");
   cmd->add_option("--file", args->file, "Serve this model file instead")->excludes(model);
   cmd->add_option("--host", args->host, "Address the server listens on (default 127.0.0.1)");
   cmd->add_option("--port", args->port, "Port (default 8080; 0 = any free port)")

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string_view>
 #include <system_error>
 
 #include <fcntl.h>
@@ -17,6 +18,10 @@
 #include <unistd.h>
 
 namespace modelmgr::cli {
+
+// `modelmgr __complete WORD...`: prints the completion candidates for the last word (cmd_meta.cpp). Declared
+// here, its only caller, rather than in cli.hpp, which every command includes.
+int print_completions(CLI::App& app, const std::vector<std::string>& words);
 
 std::atomic<bool>& cancel_flag()
 {
@@ -123,7 +128,13 @@ int main(int argc, char** argv)
   cli::set_inspect_command(app, global, exit_code);
   cli::set_bench_load_command(app, global, exit_code);
   cli::set_start_command(app, global, exit_code);
+  cli::set_login_commands(app, global, exit_code);
+  cli::set_meta_commands(app, global, exit_code);
   cli::install_signal_handlers();
+  if (argc > 1 && std::string_view(argv[1]) == "__complete") {
+    // Shell completion: the words are partial, so they are not parsed as a command line.
+    return cli::print_completions(app, std::vector<std::string>(argv + 2, argv + argc));
+  }
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) {

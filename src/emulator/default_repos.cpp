@@ -249,6 +249,26 @@ RepoSpec tiny_chat_gguf_repo()
   return repo;
 }
 
+// GGUF pulls by quantization (`REPO:QUANT`): a Q4_K_M split in three parts (part 1 a real GGUF, the others
+// generated), a single-file Q8_0 and a vision projector.
+RepoSpec split_vision_gguf_repo()
+{
+  static const std::string q4 = tiny_chat_gguf(formats::GgmlType::q4_k, 15);
+  static const std::string q8 = tiny_chat_gguf(formats::GgmlType::q8_0, 7);
+  static const std::string f16 = tiny_chat_gguf(formats::GgmlType::f16, 1);
+  RepoSpec repo;
+  repo.id = "test-org/Split-Vision-GGUF";
+  repo.commits.push_back({"",
+                          {FileSpec::text("README.md", "---\nlicense: mit\n---\n# Split Vision GGUF\n"),
+                           FileSpec::text("Split-Vision-Q4_K_M-00001-of-00003.gguf", q4, true),
+                           FileSpec::generated("Split-Vision-Q4_K_M-00002-of-00003.gguf", 200 * 1024, 40),
+                           FileSpec::generated("Split-Vision-Q4_K_M-00003-of-00003.gguf", 100 * 1024, 41),
+                           FileSpec::text("Split-Vision-Q8_0.gguf", q8, true),
+                           FileSpec::text("mmproj-Split-Vision-F16.gguf", f16, true)},
+                          "Add quantizations"});
+  return repo;
+}
+
 // A small sentence-embedding model in safetensors (F32), as catalog entries of that format expect.
 RepoSpec tiny_embed_repo()
 {
@@ -288,6 +308,7 @@ std::vector<RepoSpec> default_repo_specs()
   repos.push_back(gpt2_tiny());
   repos.push_back(tiny_chat_gguf_repo());
   repos.push_back(tiny_embed_repo());
+  repos.push_back(split_vision_gguf_repo());
   return repos;
 }
 

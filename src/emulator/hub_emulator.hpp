@@ -34,6 +34,9 @@
 //     tiny-chat.Q8_0.gguf (LFS, real GGUF v3 of a 2-block llama-like model, Q4_K / Q8_0 weights, < 1 MiB)
 //   test-org/tiny-embed (model; catalog-like safetensors repo): config.json, tokenizer.json (git),
 //     model.safetensors (LFS, real F32 safetensors, about 300 KiB)
+//   test-org/Split-Vision-GGUF (model; REPO:QUANT pulls): README.md, Split-Vision-Q4_K_M-0000{1,2,3}-of-00003.gguf
+//     (LFS; part 1 a real GGUF, parts 2-3 generated, 200 KiB and 100 KiB), Split-Vision-Q8_0.gguf and
+//     mmproj-Split-Vision-F16.gguf (LFS, real GGUF)
 // Every commit sha is derived_commit_sha(repo id, index): stable across runs.
 // clang-format on
 //

@@ -875,7 +875,8 @@ std::vector<FileProblem> verify_model(const fs::path& path, VerifyLevel level)
     if (it->is_directory(ec) && !it->is_symlink(ec)) {
       continue;
     }
-    const std::string repo_path = fs::relative(it->path(), path).generic_string();
+    // Lexically: fs::relative would follow the snapshot's symlink to ../../blobs/<etag>.
+    const std::string repo_path = it->path().lexically_relative(path).generic_string();
     std::string etag;
     std::optional<std::uint64_t> size;
     if (auto f = by_path.find(repo_path); f != by_path.end()) {

@@ -6,6 +6,7 @@
 #include "cache/paths.hpp"
 #include "cache/repo_cache.hpp"
 #include "hub/hub_client.hpp"
+#include "manager/gguf_select.hpp"
 #include "transfer/engine.hpp"
 #include "util/env.hpp"
 #include "util/fs.hpp"
@@ -103,6 +104,17 @@ std::vector<std::string> filter(const std::vector<std::string>& all, const PullO
   return out;
 }
 
+// The files a snapshot pull takes from a listing: the GGUF selection of `REPO:QUANT` (model parts in order,
+// then mmproj), else include/exclude.
+std::vector<std::string> select_paths(const std::vector<std::string>& all, const PullOptions& o)
+{
+  if (o.gguf_quant) {
+    auto quant = o.gguf_quant->empty() ? std::nullopt : o.gguf_quant;
+    return manager::select_gguf(all, quant, o.repo_id).files();
+  }
+  return filter(all, o);
+}
+
 // An exported file that is still the one we put there (its metadata names this etag, and it was not
 // modified after the metadata was written) is left alone, as huggingface_hub does: re-running a pull
 // copies nothing. Only the metadata follows a new commit.
@@ -169,7 +181,7 @@ PullResult pull_offline(const PullOptions& o, const hub::RepoId& repo, const cac
       for (const auto& f : *tree) {
         listed.push_back(f.path);
       }
-      paths = filter(listed, o);
+      paths = select_paths(listed, o);
       std::vector<std::string> missing;
       for (const auto& p : paths) {
         if (!rc.has_snapshot_file(*commit, p)) {
@@ -183,7 +195,7 @@ PullResult pull_offline(const PullOptions& o, const hub::RepoId& repo, const cac
             fetch_hint(o));
       }
     } else {
-      paths = filter(rc.snapshot_files(*commit), o);
+      paths = select_paths(rc.snapshot_files(*commit), o);
     }
   }
   for (const auto& p : paths) {
@@ -213,6 +225,10 @@ PullResult pull(const PullOptions& o)
   }
   if (o.revision.empty()) {
     throw ConfigurationError("empty --revision", "give a branch, tag or commit, e.g. main", ErrorKind::usage);
+  }
+  if (o.gguf_quant && !o.files.empty()) {
+    throw ConfigurationError("REPO:QUANT picks the GGUF files itself: do not name files with it",
+                             "drop the file names, or drop the :QUANT tag", ErrorKind::usage);
   }
   hub::RepoId repo{parse_type(o.repo_type), o.repo_id};
   check_paths(o.files, repo);
@@ -306,7 +322,7 @@ PullResult pull(const PullOptions& o)
         by_path[f.path] = &f;
         names.push_back(f.path);
       }
-      auto selected = filter(names, o);
+      auto selected = select_paths(names, o);
       if (selected.empty()) {
         throw MissingModelError(fmt::format("no file of {} at revision '{}' matches the --include/--exclude "
                                             "patterns ({} files in the repo)",

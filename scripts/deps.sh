@@ -10,6 +10,7 @@ packages=(
   aria2 clang-format ccache nginx
   libonnx-dev libonnx-testdata libprotobuf-dev
   pybind11-dev python3-dev python3-pytest dpkg-dev
+  zsh fish # only so that the tests check the zsh and fish completion scripts, not just bash's
 )
 
 missing=()

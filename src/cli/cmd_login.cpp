@@ -5,6 +5,7 @@
 #include "modelmgr/errors.hpp"
 
 #include "cli/cli.hpp"
+#include "hub/http_options.hpp"
 #include "hub/hub_client.hpp"
 #include "hub/token_store.hpp"
 #include "net/http.hpp"
@@ -122,16 +123,8 @@ hub::UserInfo ask_hub(const std::string& endpoint_flag, const std::string& token
     config.endpoint = hub::normalize_endpoint(endpoint_flag);
   }
   config.token = token;
-  net::ClientOptions options;
-  options.user_agent = "modelmgr/0.1.0; hf_hub/compatible";
   // The same CA bundle variables `pull` honours, so that login works wherever downloads do.
-  for (const char* name : {"CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}) {
-    if (auto v = env.get_nonempty(name)) {
-      options.ca_bundle = *v;
-      break;
-    }
-  }
-  net::Client http(options);
+  net::Client http(hub::http_options_from_env(env));
   hub::HubClient client(config, http, &cancel_flag());
   return hub::whoami(client);
 }

@@ -17,6 +17,7 @@
 #include "cli/cache_maint.hpp"
 #include "cli/catalog_cli.hpp"
 #include "cli/cli.hpp"
+#include "hub/http_options.hpp"
 #include "hub/hub_client.hpp"
 #include "manager/gguf_select.hpp"
 #include "net/http.hpp"
@@ -232,15 +233,7 @@ int run_refresh(const ListArgs& args, const GlobalOptions& global)
   const auto entries = entries_for(cat, args.use_case);
 
   hub::HubConfig config = hub::hub_config_from_env(env);
-  net::ClientOptions http_options;
-  http_options.user_agent = "modelmgr/0.1.0; hf_hub/compatible";
-  for (const char* name : {"CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}) {
-    if (auto v = env.get_nonempty(name)) {
-      http_options.ca_bundle = v;
-      break;
-    }
-  }
-  net::Client http(http_options);
+  net::Client http(hub::http_options_from_env(env));
   hub::HubClient hub(config, http, &cancel_flag());
 
   std::vector<EntryCheck> results;

@@ -3,6 +3,7 @@
 #include "modelmgr/model_manager.hpp"
 
 #include "cache/paths.hpp"
+#include "hub/http_options.hpp"
 #include "hub/hub_client.hpp"
 #include "manager/config.hpp"
 #include "manager/model_set_internal.hpp"
@@ -91,18 +92,7 @@ void write_json_atomically(const fs::path& path, const json& j, const char* what
 
 struct HubSession {
   explicit HubSession(const EnsureOptions& o)
-      : http([] {
-          net::ClientOptions opts;
-          opts.user_agent = "modelmgr/0.1.0; hf_hub/compatible";
-          for (const char* name : {"CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}) {
-            if (auto v = util::Env::process().get_nonempty(name)) {
-              opts.ca_bundle = v;
-              break;
-            }
-          }
-          return opts;
-        }()),
-        hub(config(o), http, o.cancel)
+      : http(hub::http_options_from_env(util::Env::process())), hub(config(o), http, o.cancel)
   {
   }
   static hub::HubConfig config(const EnsureOptions& o)

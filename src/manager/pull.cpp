@@ -5,6 +5,7 @@
 #include "cache/local_dir.hpp"
 #include "cache/paths.hpp"
 #include "cache/repo_cache.hpp"
+#include "hub/http_options.hpp"
 #include "hub/hub_client.hpp"
 #include "manager/gguf_select.hpp"
 #include "transfer/engine.hpp"
@@ -25,8 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* k_user_agent = "modelmgr/0.1.0; hf_hub/compatible";
-
 cache::RepoType parse_type(const std::string& t)
 {
   auto type = cache::parse_repo_type(t);
@@ -43,16 +42,6 @@ bool offline_from_env(const util::Env& env)
     return util::is_truthy(*v);
   }
   return util::env_bool(env, "TRANSFORMERS_OFFLINE");
-}
-
-std::optional<std::string> ca_bundle_from_env(const util::Env& env)
-{
-  for (const char* name : {"CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}) {
-    if (auto v = env.get(name); v && !v->empty()) {
-      return v;
-    }
-  }
-  return std::nullopt;
 }
 
 struct Wanted {
@@ -247,10 +236,7 @@ PullResult pull(const PullOptions& o)
     if (o.token) {
       config.token = *o.token;
     }
-    net::ClientOptions http_options;
-    http_options.user_agent = k_user_agent;
-    http_options.ca_bundle = ca_bundle_from_env(env);
-    net::Client http(http_options);
+    net::Client http(hub::http_options_from_env(env));
     hub::HubClient hub(config, http, o.cancel);
 
     std::string commit;

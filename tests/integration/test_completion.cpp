@@ -16,21 +16,6 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::vector<std::string> lines_of(const std::string& s)
-{
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < s.size()) {
-    const auto nl = s.find('\n', start);
-    out.push_back(s.substr(start, nl - start));
-    if (nl == std::string::npos) {
-      break;
-    }
-    start = nl + 1;
-  }
-  return out;
-}
-
 class CompletionTest : public ::testing::Test {
 protected:
   std::vector<std::string> complete(std::vector<std::string> words)

@@ -28,21 +28,6 @@ protected:
   }
 };
 
-std::vector<std::string> lines(const std::string& s)
-{
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < s.size()) {
-    const auto nl = s.find('\n', start);
-    out.push_back(s.substr(start, nl - start));
-    if (nl == std::string::npos) {
-      break;
-    }
-    start = nl + 1;
-  }
-  return out;
-}
-
 TEST_F(GgufQuantTest, PullFetchesEverySplitPartInOrderThenTheMmproj)
 {
   auto r = mm({"pull", k_split + ":q4_k_m"});
@@ -55,7 +40,7 @@ TEST_F(GgufQuantTest, PullFetchesEverySplitPartInOrderThenTheMmproj)
     expected.push_back(snapshot(k_split, n).string());
     EXPECT_EQ(read_file(snapshot(k_split, n)), repo(k_split).main().find(n)->content()) << n;
   }
-  EXPECT_EQ(lines(r.out), expected);
+  EXPECT_EQ(lines_of(r.out), expected);
   // Nothing of the other quantization, nothing else of the repo.
   EXPECT_FALSE(fs::exists(snapshot(k_split, "Split-Vision-Q8_0.gguf")));
   EXPECT_FALSE(fs::exists(snapshot(k_split, "README.md")));
@@ -91,8 +76,8 @@ TEST_F(GgufQuantTest, OfflinePullOfACachedQuantizationMakesNoRequest)
   hub->reset_counters();
   auto r = mm({"pull", k_split + ":q8_0", "--offline"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(lines(r.out), ElementsAre(snapshot(k_split, "Split-Vision-Q8_0.gguf").string(),
-                                        snapshot(k_split, "mmproj-Split-Vision-F16.gguf").string()));
+  EXPECT_THAT(lines_of(r.out), ElementsAre(snapshot(k_split, "Split-Vision-Q8_0.gguf").string(),
+                                           snapshot(k_split, "mmproj-Split-Vision-F16.gguf").string()));
   EXPECT_EQ(total_requests(), 0u);
 }
 

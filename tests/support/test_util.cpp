@@ -458,6 +458,21 @@ std::string read_file(const fs::path& p)
   return ss.str();
 }
 
+std::vector<std::string> lines_of(const std::string& s)
+{
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < s.size()) {
+    const auto nl = s.find('\n', start);
+    out.push_back(s.substr(start, nl - start));
+    if (nl == std::string::npos) {
+      break;
+    }
+    start = nl + 1;
+  }
+  return out;
+}
+
 void write_file(const fs::path& p, const std::string& content)
 {
   fs::create_directories(p.parent_path());

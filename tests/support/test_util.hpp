@@ -142,5 +142,7 @@ std::string modelmgr_binary();
 std::vector<std::string> list_tree(const std::filesystem::path& dir);
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& content);
+// The lines of `s` without their '\n' (a last line without one counts; no empty line after a final '\n').
+std::vector<std::string> lines_of(const std::string& s);
 
 } // namespace modelmgr::test

@@ -424,6 +424,11 @@ void LockHolderChild::kill()
 
 std::string modelmgr_binary()
 {
+  // MODELMGR_TEST_BINARY runs the suite against another build of the binary, e.g. an AddressSanitizer
+  // one (scripts/sanitize.sh address), without instrumenting the test harness and its emulator too.
+  if (const char* other = std::getenv("MODELMGR_TEST_BINARY"); other != nullptr && *other != '\0') {
+    return other;
+  }
   return MODELMGR_BINARY;
 }
 

@@ -164,12 +164,20 @@ std::optional<std::string> RepoView::resolve(std::string_view revision) const
     }
     return std::nullopt;
   }
-  if (auto commit = rc.read_ref(revision)) {
+  // A ref that is a folder ("refs" of refs/pr/1) or unreadable is no ref.
+  auto read_ref = [&rc](std::string_view name) -> std::optional<std::string> {
+    try {
+      return rc.read_ref(name);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  };
+  if (auto commit = read_ref(revision)) {
     return commit;
   }
   for (std::string_view prefix : {"refs/heads/", "refs/tags/"}) {
     if (revision.starts_with(prefix) && revision.size() > prefix.size()) {
-      if (auto commit = rc.read_ref(revision.substr(prefix.size()))) {
+      if (auto commit = read_ref(revision.substr(prefix.size()))) {
         return commit;
       }
     }

@@ -1,12 +1,13 @@
 // `modelmgr serve`: the cache as a Hugging Face-compatible mirror (src/server), read-only. Clients point
-// HF_ENDPOINT at the printed endpoint. `--demo` runs the built-in demo hub instead.
+// HF_ENDPOINT at the printed endpoint. `--demo` first writes the stand-in default model set into a demo
+// cache (once) and serves that.
 
 #include "modelmgr/errors.hpp"
 
 #include "cache/paths.hpp"
 #include "cli/cli.hpp"
-#include "emulator/hub_emulator.hpp"
 #include "server/cache_view.hpp"
+#include "server/demo_cache.hpp"
 #include "server/handler.hpp"
 #include "server/http_server.hpp"
 #include "util/env.hpp"
@@ -29,7 +30,6 @@ struct ServeArgs {
   std::string cache_dir;
   std::string host = "127.0.0.1";
   int port = 8080;
-  int cdn_port = 0;
   std::string token_file;
   std::string accel_redirect;
   unsigned threads = 0;
@@ -75,33 +75,26 @@ void wait_for_cancel()
   }
 }
 
-void run_demo(const ServeArgs& a, const GlobalOptions& global)
-{
-  emulator::HubEmulator::Options options;
-  options.bind = a.host;
-  options.default_repos = false;
-  options.demo_repos = true;
-  options.hub_port = a.port;
-  options.cdn_port = a.cdn_port;
-  emulator::HubEmulator hub(options);
-  hub.start();
-  if (global.json) {
-    fmt::print("{{\"endpoint\": \"{}\", \"cdn\": \"{}\"}}\n", hub.endpoint(), hub.cdn_endpoint());
-  } else {
-    fmt::print("endpoint={} cdn={}\n", hub.endpoint(), hub.cdn_endpoint());
-  }
-  flush_stdout();
-  wait_for_cancel();
-  hub.stop();
-}
-
 void run_serve(const ServeArgs& a, const GlobalOptions& global)
 {
   std::optional<std::filesystem::path> explicit_dir;
   if (!a.cache_dir.empty()) {
     explicit_dir = a.cache_dir;
   }
-  auto root = cache::resolve_cache_dir(explicit_dir, util::Env::process());
+  std::filesystem::path root;
+  if (a.demo) {
+    root =
+        std::filesystem::absolute(explicit_dir.value_or(server::default_demo_cache_dir())).lexically_normal();
+    auto written = server::write_demo_cache(root);
+    if (!global.quiet) {
+      print_stderr_noexcept(
+          fmt::format("modelmgr: demo cache {} ({} repos{})\n", root.string(), written.repos,
+                      written.files_written > 0 ? fmt::format(", {} files written", written.files_written)
+                                                : std::string(", already complete")));
+    }
+  } else {
+    root = cache::resolve_cache_dir(explicit_dir, util::Env::process());
+  }
   std::error_code ec;
   if (!std::filesystem::is_directory(root, ec)) {
     throw ConfigurationError(fmt::format("cannot serve the cache {}: no such folder", root.string()),
@@ -173,15 +166,11 @@ void set_serve_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   cmd->add_option("--max-connections", args->max_connections, "Connections served at once (more get 503)")
       ->capture_default_str();
   cmd->add_flag("--access-log", args->access_log, "Print one line per request to stderr");
-  cmd->add_flag("--demo", args->demo, "Serve the built-in demo hub (generated models of the default set)");
-  cmd->add_option("--cdn-port", args->cdn_port, "Port of the demo CDN (--demo; 0 = any free port)")
-      ->capture_default_str();
+  cmd->add_flag("--demo", args->demo,
+                "Serve the demo cache: the stand-in default model set (generated files), written once into "
+                "--cache-dir (default ~/.cache/modelmgr/demo-hub)");
   cmd->callback([args, &global, &exit_code] {
-    if (args->demo) {
-      run_demo(*args, global);
-    } else {
-      run_serve(*args, global);
-    }
+    run_serve(*args, global);
     exit_code = 0;
   });
 }

@@ -2,6 +2,7 @@
 // then pulled again through it (HF_ENDPOINT = serve) into a second cache, and compared byte for byte; the
 // headers clients read are checked with curl; path traversal over the wire; aria2c; client tokens.
 
+#include "cache/paths.hpp"
 #include "support/hub_fixture.hpp"
 #include "support/serve_fixture.hpp"
 
@@ -277,6 +278,51 @@ TEST_F(ServeTest, RefusesAMissingCacheFolderWithAHint)
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("nowhere"), std::string::npos);
   EXPECT_NE(r.err.find("hint"), std::string::npos);
+}
+
+} // namespace
+} // namespace modelmgr::test
+
+namespace modelmgr::test {
+namespace {
+
+// The demo is a cache served by the real `serve`: the stand-in default model set is written once into
+// --cache-dir, `pull --all` gets it through HF_ENDPOINT, and no emulator endpoint exists.
+TEST(ServeDemo, DemoCacheServesTheDefaultModelSet)
+{
+  TempDir tmp;
+  const auto hub = tmp.path() / "demo-hub";
+  const auto client = tmp.path() / "client";
+  std::map<std::string, std::string> env{{"HF_HOME", (tmp.path() / "hf_home").string()}};
+  {
+    ServeProcess serve({"--demo", "--cache-dir", hub.string()}, env);
+    auto e = env;
+    e["HF_ENDPOINT"] = serve.endpoint();
+    e["HF_HUB_CACHE"] = client.string();
+    auto r = run_modelmgr({"pull", "--all", "--quiet"}, e);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto admin = run_curl({"-D", "-", "-o", "/dev/null", serve.endpoint() + "/_emulator/counters"});
+    EXPECT_EQ(status_of(admin.out), 404);
+    auto out = serve.stop();
+    EXPECT_NE(out.err.find("files written"), std::string::npos) << out.err;
+  }
+  std::size_t checked = 0;
+  for (const auto& spec : emulator::demo_repo_specs()) {
+    const auto folder = client / cache::repo_folder_name(cache::RepoType::model, spec.id);
+    const std::string commit = emulator::derived_commit_sha(spec.id, spec.commits.size() - 1);
+    EXPECT_EQ(read_file(folder / "refs/main"), commit) << spec.id;
+    for (const auto& file_spec : spec.commits.back().files) {
+      emulator::RepoFile file(file_spec);
+      EXPECT_EQ(read_file(folder / "snapshots" / commit / file.path()), file.content())
+          << spec.id << " " << file.path();
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 16u);
+  // A second start finds the demo cache complete and writes nothing.
+  ServeProcess again({"--demo", "--cache-dir", hub.string()}, env);
+  auto out = again.stop();
+  EXPECT_NE(out.err.find("already complete"), std::string::npos) << out.err;
 }
 
 } // namespace

@@ -10,6 +10,7 @@
 #include "server/demo_cache.hpp"
 #include "server/handler.hpp"
 #include "server/http_server.hpp"
+#include "server/upstream.hpp"
 #include "util/env.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
@@ -35,6 +36,9 @@ struct ServeArgs {
   unsigned threads = 0;
   std::size_t max_connections = 1024;
   bool access_log = false;
+  std::string upstream;
+  bool offline = false;
+  int refresh_interval = 60;
 };
 
 // sha256 of each token in `path` (one per line; blank lines and '#' comments skipped). The tokens
@@ -110,7 +114,14 @@ void run_serve(const ServeArgs& a, const GlobalOptions& global)
   if (!a.token_file.empty()) {
     handler_options.client_token_hashes = read_token_hashes(a.token_file);
   }
-  server::Handler handler(cache, handler_options);
+  std::unique_ptr<server::Upstream> upstream;
+  if (!a.upstream.empty() && !a.offline) {
+    server::UpstreamOptions uo;
+    uo.endpoint = a.upstream;
+    uo.refresh_interval = std::chrono::seconds(a.refresh_interval);
+    upstream = std::make_unique<server::Upstream>(root, uo, &cancel_flag());
+  }
+  server::Handler handler(cache, handler_options, upstream.get());
   server::ServerOptions options;
   options.host = a.host;
   options.port = a.port;
@@ -135,10 +146,12 @@ void run_serve(const ServeArgs& a, const GlobalOptions& global)
     nlohmann::json j{{"endpoint", http.endpoint()},
                      {"port", http.port()},
                      {"cache_dir", root.string()},
+                     {"upstream", upstream ? upstream->endpoint() : ""},
                      {"clients_need_token", !handler_options.client_token_hashes.empty()}};
     fmt::print("{}\n", j.dump());
   } else {
-    fmt::print("endpoint={} cache={}\n", http.endpoint(), root.string());
+    fmt::print("endpoint={} cache={}{}\n", http.endpoint(), root.string(),
+               upstream ? " upstream=" + upstream->endpoint() : std::string());
   }
   flush_stdout();
   wait_for_cancel();
@@ -165,6 +178,15 @@ void set_serve_command(CLI::App& app, GlobalOptions& global, int& exit_code)
   cmd->add_option("--threads", args->threads, "Server threads (0 = 2-4 by CPU count)")->capture_default_str();
   cmd->add_option("--max-connections", args->max_connections, "Connections served at once (more get 503)")
       ->capture_default_str();
+  cmd->add_option(
+      "--upstream", args->upstream,
+      "Pull-through: fetch what the cache lacks from this Hub (e.g. https://huggingface.co) through "
+      "the verified download path, into the cache (default: none, serve only the cache)");
+  cmd->add_flag("--offline", args->offline, "Never contact the upstream (serve only the cache)");
+  cmd->add_option("--refresh-interval", args->refresh_interval,
+                  "Seconds between two upstream checks of the same branch or tag")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--access-log", args->access_log, "Print one line per request to stderr");
   cmd->add_flag("--demo", args->demo,
                 "Serve the demo cache: the stand-in default model set (generated files), written once into "

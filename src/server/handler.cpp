@@ -1,5 +1,6 @@
 #include "server/handler.hpp"
 
+#include "server/upstream.hpp"
 #include "util/hash.hpp"
 #include "util/time.hpp"
 
@@ -44,22 +45,6 @@ Response repo_not_found()
 Response revision_not_found(const std::string& revision)
 {
   return error_response(404, "RevisionNotFound", fmt::format("Invalid rev id: {}", revision));
-}
-
-// The first split of `rest` whose revision the cache knows: (commit, revision, remainder).
-struct Resolved {
-  std::string commit;
-  std::string revision;
-  std::string remainder;
-};
-std::optional<Resolved> resolve_rest(const RepoView& repo, const std::vector<std::string>& rest)
-{
-  for (auto& [revision, remainder] : revision_splits(rest)) {
-    if (auto commit = repo.resolve(revision)) {
-      return Resolved{*commit, revision, remainder};
-    }
-  }
-  return std::nullopt;
 }
 
 std::string tree_oid(std::string_view commit, std::string_view path)
@@ -148,6 +133,24 @@ std::string file_name(std::string_view path)
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
 }
 
+Response file_headers(const CachedFile& info, const std::string& commit)
+{
+  Response r;
+  const std::string etag = "\"" + info.etag() + "\"";
+  r.set_header("X-Repo-Commit", commit);
+  r.set_header("ETag", etag);
+  if (info.lfs_sha256) {
+    r.set_header("X-Linked-Etag", etag);
+    r.set_header("X-Linked-Size", std::to_string(info.size));
+  }
+  r.set_header("Accept-Ranges", "bytes");
+  r.set_header("Content-Type", "application/octet-stream");
+  auto name = file_name(info.path);
+  r.set_header("Content-Disposition", fmt::format("inline; filename*=UTF-8''{}; filename=\"{}\";",
+                                                  percent_encode(name, false), percent_encode(name, false)));
+  return r;
+}
+
 } // namespace
 
 Response error_response(int status, std::string_view code, const std::string& message)
@@ -163,9 +166,34 @@ Response error_response(int status, std::string_view code, const std::string& me
   return r;
 }
 
-Handler::Handler(const CacheView& cache, HandlerOptions options)
-    : m_cache(cache), m_options(std::move(options))
+Handler::Handler(const CacheView& cache, HandlerOptions options, Upstream* upstream)
+    : m_cache(cache), m_options(std::move(options)), m_upstream(upstream)
 {
+}
+
+std::optional<Handler::Resolved> Handler::resolve_rest(const RepoView& repo,
+                                                       const std::vector<std::string>& rest) const
+{
+  auto found = [&]() -> std::optional<Resolved> {
+    for (auto& [revision, remainder] : revision_splits(rest)) {
+      if (auto commit = repo.resolve(revision)) {
+        return Resolved{*commit, revision, remainder};
+      }
+    }
+    return std::nullopt;
+  };
+  auto resolved = found();
+  if (m_upstream && !rest.empty()) {
+    // A commit the cache has never seen: its listing from the upstream makes it known.
+    if (!resolved && cache::is_commit_hash(rest.front())) {
+      m_upstream->ensure_listing(repo.type(), repo.repo_id(), rest.front());
+      resolved = found();
+    }
+    if (resolved) {
+      m_upstream->ensure_listing(repo.type(), repo.repo_id(), resolved->commit);
+    }
+  }
+  return resolved;
 }
 
 Response Handler::handle(const Request& request) const noexcept
@@ -216,7 +244,27 @@ Response Handler::dispatch(const Request& request) const
     r.set_header("Allow", route.kind == RouteKind::paths_info ? "POST" : "GET, HEAD");
     return r;
   }
+  if (m_upstream) {
+    // The revision as clients send it (one encoded segment); refreshed at most once per interval.
+    std::string revision = "main";
+    if (!route.rest.empty()) {
+      revision = route.rest.front();
+      if (route.kind == RouteKind::repo_info) {
+        for (std::size_t i = 1; i < route.rest.size(); ++i) {
+          revision += "/" + route.rest[i];
+        }
+      }
+    }
+    if (route.kind != RouteKind::refs) {
+      m_upstream->refresh_ref(route.type, route.repo_id, revision);
+    }
+  }
   auto repo = m_cache.repo(route.type, route.repo_id);
+  if (!repo && m_upstream && !route.rest.empty() && cache::is_commit_hash(route.rest.front())) {
+    // A repo the cache has never seen, asked for by commit: its listing brings the repo folder.
+    m_upstream->ensure_listing(route.type, route.repo_id, route.rest.front());
+    repo = m_cache.repo(route.type, route.repo_id);
+  }
   if (!repo) {
     return repo_not_found();
   }
@@ -240,8 +288,15 @@ Response Handler::repo_info(const Request&, const Route& route, const RepoView& 
     }
   }
   auto commit = repo.resolve(revision);
+  if (!commit && m_upstream && cache::is_commit_hash(revision)) {
+    m_upstream->ensure_listing(repo.type(), repo.repo_id(), revision);
+    commit = repo.resolve(revision);
+  }
   if (!commit) {
     return revision_not_found(revision);
+  }
+  if (m_upstream) {
+    m_upstream->ensure_listing(repo.type(), repo.repo_id(), *commit);
   }
   const bool blobs = truthy(query_value(route.query, "blobs").value_or(""));
   auto files = repo.files(*commit);
@@ -456,6 +511,23 @@ Response Handler::resolve(const Request& request, const Route& route, const Repo
     return r;
   }
   auto opened = repo.open(resolved->commit, path);
+  if (!opened && m_upstream && !repo.marked_missing(resolved->commit, path)) {
+    auto files = repo.files(resolved->commit);
+    if (const CachedFile* listed = find_file(files, path)) {
+      if (request.method == "HEAD") {
+        // The metadata is in the listing: no need to wait for the bytes.
+        Response r = file_headers(*listed, resolved->commit);
+        r.head_length = listed->size;
+        return r;
+      }
+      if (auto failure = m_upstream->fetch(repo.type(), repo.repo_id(), resolved->commit, path)) {
+        Response r = error_response(502, "", *failure);
+        r.set_header("X-Repo-Commit", resolved->commit);
+        return r;
+      }
+      opened = repo.open(resolved->commit, path);
+    }
+  }
   if (!opened) {
     std::string message = "Entry not found";
     if (!repo.marked_missing(resolved->commit, path)) {
@@ -478,19 +550,8 @@ Response Handler::serve_file(const Request& request, const RepoView& repo, const
 {
   const CachedFile& info = opened.info;
   const std::uint64_t size = info.size;
-  Response r;
+  Response r = file_headers(info, commit);
   const std::string etag = "\"" + info.etag() + "\"";
-  r.set_header("X-Repo-Commit", commit);
-  r.set_header("ETag", etag);
-  if (info.lfs_sha256) {
-    r.set_header("X-Linked-Etag", etag);
-    r.set_header("X-Linked-Size", std::to_string(size));
-  }
-  r.set_header("Accept-Ranges", "bytes");
-  r.set_header("Content-Type", "application/octet-stream");
-  auto name = file_name(info.path);
-  r.set_header("Content-Disposition", fmt::format("inline; filename*=UTF-8''{}; filename=\"{}\";",
-                                                  percent_encode(name, false), percent_encode(name, false)));
   if (auto inm = request.header("if-none-match"); inm && (*inm == etag || *inm == "W/" + etag)) {
     r.status = 304;
     return r;

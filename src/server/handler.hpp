@@ -34,19 +34,20 @@ struct HandlerOptions {
   std::set<std::string> client_token_hashes;
 };
 
-// Called on a resolve of a file the cache does not have (pull-through). Returns the file once it is in
-// the cache, or nullopt when it cannot be had (then the miss answer is sent).
-using MissHandler = std::function<std::optional<OpenedFile>(const RepoView& repo, const std::string& commit,
-                                                            const std::string& path)>;
+class Upstream;
 
 class Handler {
 public:
-  Handler(const CacheView& cache, HandlerOptions options);
+  // With `upstream` (pull-through), what the cache lacks is fetched first: refs (at most once per refresh
+  // interval), listings, and file bytes (a GET waits for the verified file; a HEAD is answered from the
+  // listing). handle() may then block on the network: call it off the socket threads.
+  Handler(const CacheView& cache, HandlerOptions options, Upstream* upstream = nullptr);
 
   // Answers `request`. Never throws: an unexpected failure becomes a 500 naming what failed.
   Response handle(const Request& request) const noexcept;
 
   const HandlerOptions& options() const noexcept { return m_options; }
+  bool may_block() const noexcept { return m_upstream != nullptr; }
 
 private:
   Response dispatch(const Request& request) const;
@@ -58,8 +59,17 @@ private:
   Response serve_file(const Request& request, const RepoView& repo, const std::string& commit,
                       OpenedFile opened) const;
 
+  struct Resolved {
+    std::string commit;
+    std::string revision;
+    std::string remainder;
+  };
+  // The first split of `rest` whose revision the cache knows (after asking the upstream, if any).
+  std::optional<Resolved> resolve_rest(const RepoView& repo, const std::vector<std::string>& rest) const;
+
   const CacheView& m_cache;
   HandlerOptions m_options;
+  Upstream* m_upstream = nullptr;
 };
 
 // Builds the Hub's error answer: status, X-Error-Code (omitted when empty), X-Error-Message and the JSON

@@ -71,6 +71,8 @@ struct HttpServer::Impl {
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
+  // Runs the handler when it may block (declared after ioc: destroyed first).
+  std::unique_ptr<asio::thread_pool> blocking;
   std::atomic<std::size_t> active{0};
   std::atomic<bool> running{false};
   int port = 0;
@@ -213,7 +215,17 @@ struct HttpServer::Impl {
         request.body = std::move(message.body());
         const bool keep_alive = message.keep_alive() && running.load();
 
-        Response response = handler.handle(request);
+        Response response;
+        if (blocking) {
+          // The answer may wait for an upstream download: computed on the blocking pool, the coroutine
+          // resumes on this connection's strand afterwards.
+          response = co_await asio::co_spawn(
+              blocking->get_executor(),
+              [this, &request]() -> asio::awaitable<Response> { co_return handler.handle(request); },
+              asio::use_awaitable);
+        } else {
+          response = handler.handle(request);
+        }
         std::string head = serialize_head(response, keep_alive);
         std::uint64_t body_sent = 0;
         conn->stream.expires_after(options.idle_timeout);
@@ -323,6 +335,9 @@ void HttpServer::start()
   impl.host_for_url =
       local.address().is_v6() ? "[" + local.address().to_string() + "]" : local.address().to_string();
   impl.running = true;
+  if (impl.handler.may_block()) {
+    impl.blocking = std::make_unique<asio::thread_pool>(std::max(1u, o.blocking_threads));
+  }
   asio::co_spawn(impl.ioc, impl.accept_loop(), asio::detached);
   unsigned n = o.threads != 0 ? o.threads : std::clamp(std::thread::hardware_concurrency(), 2u, 4u);
   for (unsigned i = 0; i < n; ++i) {
@@ -356,6 +371,10 @@ void HttpServer::stop()
     }
   }
   impl.threads.clear();
+  if (impl.blocking) {
+    // Handlers still running finish (upstream downloads stop on the caller's cancel flag).
+    impl.blocking->join();
+  }
 }
 
 int HttpServer::port() const noexcept

@@ -25,6 +25,9 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 1024 * 1024;
+  // Threads that run the handler when it may block (pull-through: it waits for upstream downloads), so
+  // that the socket threads keep serving the cache meanwhile.
+  unsigned blocking_threads = 16;
 };
 
 struct AccessEvent {

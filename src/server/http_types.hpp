@@ -50,12 +50,17 @@ struct Response {
   std::optional<FileBody> file;
   // HEAD: headers only, with the Content-Length the GET would have.
   bool head = false;
+  // The Content-Length of a HEAD answered without opening the file (pull-through: from the listing).
+  std::optional<std::uint64_t> head_length;
 
   // The value of header `name` (case-insensitive), or nullopt.
   std::optional<std::string_view> header(std::string_view name) const;
   void set_header(std::string name, std::string value);
   // Length of the body that follows the headers on a GET.
-  std::uint64_t content_length() const noexcept { return file ? file->length : body.size(); }
+  std::uint64_t content_length() const noexcept
+  {
+    return file ? file->length : (head_length ? *head_length : body.size());
+  }
 };
 
 // "OK", "Partial Content", ... (the reason phrase of a status code).

@@ -39,6 +39,7 @@ struct ServeArgs {
   std::string upstream;
   bool offline = false;
   int refresh_interval = 60;
+  std::string redirect_above;
 };
 
 // sha256 of each token in `path` (one per line; blank lines and '#' comments skipped). The tokens
@@ -119,6 +120,9 @@ void run_serve(const ServeArgs& a, const GlobalOptions& global)
     server::UpstreamOptions uo;
     uo.endpoint = a.upstream;
     uo.refresh_interval = std::chrono::seconds(a.refresh_interval);
+    if (!a.redirect_above.empty()) {
+      uo.redirect_above = parse_size_option("--redirect-above", a.redirect_above);
+    }
     upstream = std::make_unique<server::Upstream>(root, uo, &cancel_flag());
   }
   server::Handler handler(cache, handler_options, upstream.get());
@@ -187,6 +191,9 @@ void set_serve_command(CLI::App& app, GlobalOptions& global, int& exit_code)
                   "Seconds between two upstream checks of the same branch or tag")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--redirect-above", args->redirect_above,
+                  "Pull-through: redirect GETs of missing files larger than this (e.g. 64M) to the upstream "
+                  "while the mirror fetches them, instead of waiting (clients must reach the upstream)");
   cmd->add_flag("--access-log", args->access_log, "Print one line per request to stderr");
   cmd->add_flag("--demo", args->demo,
                 "Serve the demo cache: the stand-in default model set (generated files), written once into "

@@ -520,6 +520,15 @@ Response Handler::resolve(const Request& request, const Route& route, const Repo
         r.head_length = listed->size;
         return r;
       }
+      if (m_upstream->redirects(listed->size)) {
+        // A big file: the client gets its first byte from the upstream now; the mirror fetches meanwhile.
+        m_upstream->start_fetch(repo.type(), repo.repo_id(), resolved->commit, path);
+        Response r = file_headers(*listed, resolved->commit);
+        r.status = 302;
+        r.set_header("Location",
+                     m_upstream->resolve_url(repo.type(), repo.repo_id(), resolved->commit, path));
+        return r;
+      }
       if (auto failure = m_upstream->fetch(repo.type(), repo.repo_id(), resolved->commit, path)) {
         Response r = error_response(502, "", *failure);
         r.set_header("X-Repo-Commit", resolved->commit);

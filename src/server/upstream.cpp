@@ -5,6 +5,7 @@
 #include "cache/repo_cache.hpp"
 #include "hub/hub_client.hpp"
 #include "net/http.hpp"
+#include "server/url.hpp"
 #include "util/env.hpp"
 
 #include <fmt/format.h>
@@ -33,7 +34,46 @@ Upstream::Upstream(std::filesystem::path cache_root, UpstreamOptions options, co
 {
 }
 
-Upstream::~Upstream() = default;
+Upstream::~Upstream()
+{
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(m_mutex);
+    threads.swap(m_background);
+  }
+  for (auto& t : threads) {
+    if (t.joinable()) {
+      t.join();
+    }
+  }
+}
+
+void Upstream::start_fetch(cache::RepoType type, const std::string& repo_id, const std::string& commit,
+                           const std::string& path) noexcept
+{
+  try {
+    const std::string key = fmt::format("{}:{}@{}/{}", cache::to_string(type), repo_id, commit, path);
+    std::lock_guard lock(m_mutex);
+    if (m_in_flight.contains(key)) {
+      return;
+    }
+    // fetch() catches everything: no exception leaves the thread.
+    m_background.emplace_back([this, type, repo_id, commit, path] { fetch(type, repo_id, commit, path); });
+  } catch (...) {
+    // No thread: the next request tries again.
+  }
+}
+
+std::string Upstream::resolve_url(cache::RepoType type, const std::string& repo_id, const std::string& commit,
+                                  const std::string& path) const
+{
+  std::string base = m_options.endpoint;
+  while (base.ends_with('/')) {
+    base.pop_back();
+  }
+  return fmt::format("{}/{}{}/resolve/{}/{}", base, cache::url_prefix(type), repo_id, commit,
+                     percent_encode(path, true));
+}
 
 void Upstream::refresh_ref(cache::RepoType type, const std::string& repo_id,
                            const std::string& revision) noexcept

@@ -21,12 +21,19 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace modelmgr::server {
 
 struct UpstreamOptions {
   std::string endpoint; // e.g. https://huggingface.co
   std::chrono::seconds refresh_interval{60};
+  // Files larger than this are not waited for on a GET miss: the client is redirected (302) to the upstream
+  // while the mirror fetches the file in the background (first byte at once, but the client needs to reach
+  // the upstream, and each redirected client downloads from it too). Unset: every GET waits for the
+  // verified file (one upstream download however many clients ask).
+  std::optional<std::uint64_t> redirect_above;
 };
 
 class Upstream {
@@ -48,6 +55,18 @@ public:
   std::optional<std::string> fetch(cache::RepoType type, const std::string& repo_id,
                                    const std::string& commit, const std::string& path) noexcept;
 
+  // Starts fetch() on a background thread unless that file is already being fetched.
+  void start_fetch(cache::RepoType type, const std::string& repo_id, const std::string& commit,
+                   const std::string& path) noexcept;
+  // Whether a GET miss of a file of `size` bytes is redirected to the upstream (see redirect_above).
+  bool redirects(std::uint64_t size) const noexcept
+  {
+    return m_options.redirect_above && size > *m_options.redirect_above;
+  }
+  // The upstream's resolve URL of a file (for the redirect).
+  std::string resolve_url(cache::RepoType type, const std::string& repo_id, const std::string& commit,
+                          const std::string& path) const;
+
   const std::string& endpoint() const noexcept { return m_options.endpoint; }
   // Downloads started (one per single flight), for tests and logs.
   std::uint64_t fetches_started() const noexcept { return m_fetches.load(); }
@@ -62,6 +81,7 @@ private:
   std::mutex m_mutex;
   std::map<std::string, std::chrono::steady_clock::time_point> m_refreshed;
   std::map<std::string, std::shared_future<std::optional<std::string>>> m_in_flight;
+  std::vector<std::thread> m_background; // joined by the destructor (downloads stop on `cancel`)
 };
 
 } // namespace modelmgr::server

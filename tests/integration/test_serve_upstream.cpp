@@ -171,5 +171,38 @@ TEST_F(ServeUpstreamTest, OfflineNeverContactsTheUpstream)
   EXPECT_EQ(total_requests(), 0u);
 }
 
+TEST_F(ServeUpstreamTest, RedirectAboveSendsBigMissesToTheUpstreamWhileTheMirrorFetches)
+{
+  auto s = serve({"--redirect-above", "1M"});
+  const auto& tiny = repo("test-org/tiny-model");
+  auto model = tiny.file("model.safetensors"); // 3 MiB: redirected
+  auto r = run_curl({"-D", "-", "-o", "/dev/null", model_url(*s, "model.safetensors")});
+  EXPECT_EQ(status_of(r.out), 302);
+  EXPECT_EQ(header_of(r.out, "Location"),
+            hub->endpoint() + "/test-org/tiny-model/resolve/" + tiny.main().sha + "/model.safetensors");
+  EXPECT_EQ(header_of(r.out, "X-Linked-Etag"), "\"" + model->sha256() + "\"");
+  // A small file is still waited for and served by the mirror.
+  r = run_curl({"-D", "-", "-o", "/dev/null", model_url(*s, "config.json")});
+  EXPECT_EQ(status_of(r.out), 200);
+  // modelmgr follows the redirect and verifies what the upstream sends.
+  auto client = tmp->path() / "client";
+  auto p = mm({"pull", "test-org/tiny-model", "model.safetensors", "--quiet"},
+              {{"HF_ENDPOINT", s->endpoint()}, {"HF_HUB_CACHE", client.string()}});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(
+      read_file(client / "models--test-org--tiny-model/snapshots" / tiny.main().sha / "model.safetensors"),
+      model->content());
+  // Meanwhile the mirror fetched it into its cache: once there, it is served from the cache (bounded poll:
+  // the background download has no event a client could wait on).
+  int status = 0;
+  for (int i = 0; i < 2000 && status != 200; ++i) {
+    status = status_of(run_curl({"-D", "-", "-o", "/dev/null", model_url(*s, "model.safetensors")}).out);
+  }
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(read_file(mirror_root / "models--test-org--tiny-model/snapshots" / tiny.main().sha /
+                      "model.safetensors"),
+            model->content());
+}
+
 } // namespace
 } // namespace modelmgr::test

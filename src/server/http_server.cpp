@@ -22,7 +22,10 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 
 namespace modelmgr::server {
 
@@ -51,6 +54,12 @@ std::string lower(std::string_view s)
     }
   }
   return out;
+}
+
+void set_cork(tcp::socket& socket, bool on)
+{
+  int value = on ? 1 : 0;
+  ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
 }
 
 std::string format_endpoint(const tcp::endpoint& ep)
@@ -235,15 +244,24 @@ struct HttpServer::Impl {
           co_await asio::async_write(conn->stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
           body_sent = ec ? 0 : response.body.size();
         } else {
+          // Head and file body leave as one stream of full segments: corked until sendfile is done (else the
+          // head goes out alone and the body waits for the client's delayed ACK, 40 ms per small file).
+          const bool cork = send_body && response.file && response.file->length > 0;
+          if (cork) {
+            set_cork(conn->stream.socket(), true);
+          }
           co_await asio::async_write(conn->stream, asio::buffer(head),
                                      asio::redirect_error(asio::use_awaitable, ec));
-          if (!ec && send_body && response.file->length > 0) {
+          if (!ec && cork) {
             conn->stream.expires_never(); // send_file has its own idle timeout
             body_sent = co_await send_file(conn, response.file->file->fd(), response.file->offset,
                                            response.file->length);
             if (body_sent < response.file->length) {
               ec = asio::error::broken_pipe;
             }
+          }
+          if (cork) {
+            set_cork(conn->stream.socket(), false); // flushes the last partial segment
           }
         }
         report({remote, request.method, request.target, response.status, body_sent});
@@ -285,6 +303,8 @@ struct HttpServer::Impl {
         continue;
       }
       ++active;
+      // Answers are written whole (one gather write, or corked head + sendfile): nothing to gain from Nagle.
+      socket.set_option(tcp::no_delay(true), ec);
       auto executor = socket.get_executor();
       asio::co_spawn(executor, session(std::move(socket)), asio::detached);
     }

@@ -36,14 +36,14 @@ Upstream::Upstream(std::filesystem::path cache_root, UpstreamOptions options, co
 
 Upstream::~Upstream()
 {
-  std::vector<std::thread> threads;
+  std::vector<Background> threads;
   {
     std::lock_guard lock(m_mutex);
     threads.swap(m_background);
   }
-  for (auto& t : threads) {
-    if (t.joinable()) {
-      t.join();
+  for (auto& b : threads) {
+    if (b.thread.joinable()) {
+      b.thread.join();
     }
   }
 }
@@ -57,8 +57,21 @@ void Upstream::start_fetch(cache::RepoType type, const std::string& repo_id, con
     if (m_in_flight.contains(key)) {
       return;
     }
+    // Join what has finished, so the list stays as long as the fetches in flight.
+    std::erase_if(m_background, [](Background& b) {
+      if (!b.done->load()) {
+        return false;
+      }
+      b.thread.join();
+      return true;
+    });
+    auto done = std::make_shared<std::atomic<bool>>(false);
     // fetch() catches everything: no exception leaves the thread.
-    m_background.emplace_back([this, type, repo_id, commit, path] { fetch(type, repo_id, commit, path); });
+    std::thread t([this, type, repo_id, commit, path, done] {
+      fetch(type, repo_id, commit, path);
+      done->store(true);
+    });
+    m_background.push_back({std::move(t), std::move(done)});
   } catch (...) {
     // No thread: the next request tries again.
   }

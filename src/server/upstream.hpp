@@ -81,7 +81,13 @@ private:
   std::mutex m_mutex;
   std::map<std::string, std::chrono::steady_clock::time_point> m_refreshed;
   std::map<std::string, std::shared_future<std::optional<std::string>>> m_in_flight;
-  std::vector<std::thread> m_background; // joined by the destructor (downloads stop on `cancel`)
+  // Background fetches (redirect mode): finished ones are joined by the next start_fetch, the rest by the
+  // destructor (downloads stop on `cancel`).
+  struct Background {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Background> m_background;
 };
 
 } // namespace modelmgr::server

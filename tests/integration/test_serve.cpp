@@ -272,6 +272,17 @@ TEST_F(ServeTest, ClientTokensRestrictAccessAndNeverAppearInOutput)
   EXPECT_NE(out.err.find("resolve"), std::string::npos) << "the access log is empty";
 }
 
+TEST_F(ServeTest, OversizedRequestHeadersAreRefusedAndTheServerGoesOn)
+{
+  fill({"test-org/tiny-model", "config.json"});
+  auto s = serve();
+  const std::string url = s->endpoint() + "/test-org/tiny-model/resolve/main/config.json";
+  auto big = run_curl({"-D", "-", "-o", "/dev/null", "-H", "X-Filler: " + std::string(20000, 'x'), url});
+  EXPECT_EQ(status_of(big.out), 431) << big.out << big.err;
+  auto ok = run_curl({"-D", "-", "-o", "/dev/null", url});
+  EXPECT_EQ(status_of(ok.out), 200);
+}
+
 TEST_F(ServeTest, RefusesAMissingCacheFolderWithAHint)
 {
   auto r = run_modelmgr({"serve", "--port", "0", "--cache-dir", (tmp->path() / "nowhere").string()}, env());

@@ -162,6 +162,12 @@ TEST_F(ServerHandler, RangesAndConditionalRequests)
   EXPECT_EQ(r.header("Content-Range"), "bytes 1000-1003/1004");
   EXPECT_EQ(read_body(r), "tail");
 
+  // hf-hub 0.x and huggingface.js probe the size with a one-byte range.
+  r = get("/org/model/resolve/main/model.safetensors", {{"range", "bytes=0-0"}});
+  ASSERT_EQ(r.status, 206);
+  EXPECT_EQ(r.header("Content-Range"), "bytes 0-0/1004");
+  EXPECT_EQ(read_body(r), "w");
+
   r = get("/org/model/resolve/main/model.safetensors", {{"range", "bytes=5000-"}});
   EXPECT_EQ(r.status, 416);
   EXPECT_EQ(r.header("Content-Range"), "bytes */1004");

@@ -6,6 +6,7 @@
 #include "support/hub_fixture.hpp"
 #include "support/serve_fixture.hpp"
 
+#include <csignal>
 #include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -281,6 +282,22 @@ TEST_F(ServeTest, OversizedRequestHeadersAreRefusedAndTheServerGoesOn)
   EXPECT_EQ(status_of(big.out), 431) << big.out << big.err;
   auto ok = run_curl({"-D", "-", "-o", "/dev/null", url});
   EXPECT_EQ(status_of(ok.out), 200);
+}
+
+TEST_F(ServeTest, JsonOutputNamesTheEndpointForScripts)
+{
+  fill({"test-org/tiny-model", "config.json"});
+  Process p({modelmgr_binary(), "serve", "--json", "--port", "0", "--cache-dir", cache.string()}, env());
+  ASSERT_TRUE(p.wait_for_output("}\n", std::chrono::seconds(30)));
+  auto j = Json::parse(p.output_so_far().out);
+  const std::string endpoint = j["endpoint"];
+  EXPECT_EQ(endpoint, fmt::format("http://127.0.0.1:{}", j["port"].get<int>()));
+  EXPECT_EQ(j["cache_dir"], cache.string());
+  auto r =
+      run_curl({"-D", "-", "-o", "/dev/null", endpoint + "/test-org/tiny-model/resolve/main/config.json"});
+  EXPECT_EQ(status_of(r.out), 200);
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait().exit_code, 0);
 }
 
 TEST_F(ServeTest, RefusesAMissingCacheFolderWithAHint)

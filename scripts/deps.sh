@@ -8,6 +8,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libtomlplusplus-dev
   libcli11-dev libfmt-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
   aria2 clang-format ccache nginx
+  libboost-dev
   libonnx-dev libonnx-testdata libprotobuf-dev
   pybind11-dev python3-dev python3-pytest dpkg-dev
   zsh fish # only so that the tests check the zsh and fish completion scripts, not just bash's

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds modelmgr and runs its main job: pull the default model set (`modelmgr pull --all`).
-# With no HF_ENDPOINT configured, the models come from the built-in demo hub (`modelmgr serve --demo`) on
-# loopback, into ./.demo-cache: the job works on a machine without network and never writes generated demo
-# files into your real Hugging Face cache. Set HF_ENDPOINT (e.g. https://huggingface.co) to use a real hub.
+# With no HF_ENDPOINT configured, the models come from the demo mirror on loopback: `modelmgr serve --demo`
+# writes the stand-in default model set (generated files) once into ./.demo-hub, a cache folder, and serves
+# it with the real `serve`; the job pulls from it into ./.demo-cache. It works on a machine without network
+# and never writes generated demo files into your real Hugging Face cache. Set HF_ENDPOINT (e.g.
+# https://huggingface.co) to use a real hub.
 # Extra arguments go to `modelmgr pull`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,8 +16,9 @@ if [ -n "${HF_ENDPOINT:-}" ]; then
 fi
 
 cache=${MODELMGR_DEMO_CACHE:-$root/.demo-cache}
+hub=${MODELMGR_DEMO_HUB:-$root/.demo-hub}
 log=$(mktemp)
-"$bin" serve --demo --port 0 >"$log" 2>&1 &
+"$bin" serve --demo --cache-dir "$hub" --port 0 >"$log" 2>&1 &
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true
@@ -32,8 +35,8 @@ for _ in $(seq 1 100); do
 done
 if [ -z "$endpoint" ]; then
   cat "$log" >&2
-  echo "modelmgr: the demo hub did not start" >&2
+  echo "modelmgr: the demo mirror did not start" >&2
   exit 1
 fi
-echo "modelmgr: no HF_ENDPOINT set: pulling the default model set from the demo hub at $endpoint into $cache" >&2
+echo "modelmgr: no HF_ENDPOINT set: pulling the default model set from the demo mirror at $endpoint (serving $hub) into $cache" >&2
 HF_ENDPOINT=$endpoint HF_HUB_CACHE=$cache "$bin" pull --all "$@"

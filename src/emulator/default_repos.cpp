@@ -1,7 +1,7 @@
 // The repos the emulator serves out of the box. Tests depend on names, paths, sizes and commit structure:
 // keep the table in hub_emulator.hpp in sync.
 
-#include "emulator/hub_emulator.hpp"
+#include "emulator/repo_model.hpp"
 #include "formats/writers.hpp"
 
 #include <cstring>

@@ -1,6 +1,6 @@
 // The emulator's repo model: generated content, files with lazily cached hashes, commits and revisions.
 
-#include "emulator/hub_emulator.hpp"
+#include "emulator/repo_model.hpp"
 #include "util/hash.hpp"
 
 #include <algorithm>

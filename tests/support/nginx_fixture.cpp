@@ -236,4 +236,116 @@ std::vector<NginxProxy::LogEntry> NginxProxy::access_log() const
   return out;
 }
 
+// ---- NginxSite ----
+
+std::optional<std::string> NginxSite::unavailable()
+{
+  if (!find_program("nginx")) {
+    return std::string(
+        "nginx not found: this test runs Debian's nginx in front of modelmgr serve (install it "
+        "with scripts/deps.sh, or apt-get install nginx)");
+  }
+  return std::nullopt;
+}
+
+NginxSite::NginxSite(const fs::path& dir, const std::function<std::string(int port)>& render) : m_dir(dir)
+{
+  if (auto why = unavailable()) {
+    throw std::runtime_error(*why);
+  }
+  fs::create_directories(m_dir);
+  const std::string nginx = find_program("nginx")->string();
+  std::string last_error;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    const int port = free_ports().first;
+    {
+      std::ofstream site(m_dir / "site.conf", std::ios::trunc);
+      site << render(port);
+      std::ofstream conf(m_dir / "nginx.conf", std::ios::trunc);
+      // One process, no daemon, no user switch (see NginxProxy).
+      conf << "master_process off;\n"
+           << "error_log stderr notice;\n"
+           << "error_log " << (m_dir / "error.log").string() << " info;\n"
+           << "pid " << (m_dir / "nginx.pid").string() << ";\n"
+           << "events { worker_connections 4096; }\n"
+           << "http {\n"
+           << "  log_format site '$status $request_method \"$request_uri\" $uri $body_bytes_sent';\n"
+           << "  access_log " << (m_dir / "access.log").string() << " site;\n"
+           << "  client_body_temp_path " << (m_dir / "tmp_body").string() << ";\n"
+           << "  proxy_temp_path " << (m_dir / "tmp_proxy").string() << ";\n"
+           << "  fastcgi_temp_path " << (m_dir / "tmp_fastcgi").string() << ";\n"
+           << "  uwsgi_temp_path " << (m_dir / "tmp_uwsgi").string() << ";\n"
+           << "  scgi_temp_path " << (m_dir / "tmp_scgi").string() << ";\n"
+           << "  include " << (m_dir / "site.conf").string() << ";\n"
+           << "}\n";
+      if (!site || !conf) {
+        throw std::runtime_error("cannot write the nginx config in " + m_dir.string());
+      }
+    }
+    std::vector<std::string> argv = {nginx,
+                                     "-p",
+                                     m_dir.string(),
+                                     "-c",
+                                     (m_dir / "nginx.conf").string(),
+                                     "-e",
+                                     (m_dir / "error.log").string(),
+                                     "-g",
+                                     "daemon off;"};
+    if (::access("/usr/bin/setpriv", X_OK) == 0) {
+      argv.insert(argv.begin(), {"/usr/bin/setpriv", "--pdeathsig", "KILL"});
+    }
+    m_nginx = std::make_unique<Process>(argv);
+    if (m_nginx->wait_for_output(": nginx/", std::chrono::seconds(30)) && accepts_connections(port)) {
+      m_port = port;
+      return;
+    }
+    m_nginx->signal(SIGTERM);
+    auto r = m_nginx->wait(std::chrono::seconds(10));
+    m_nginx.reset();
+    last_error = r.err;
+    if (r.err.find("Address already in use") == std::string::npos) {
+      break;
+    }
+  }
+  throw std::runtime_error("nginx did not start: " + last_error);
+}
+
+NginxSite::~NginxSite()
+{
+  stop();
+}
+
+void NginxSite::stop()
+{
+  if (m_nginx) {
+    m_nginx->signal(SIGTERM);
+    m_nginx->wait(std::chrono::seconds(10));
+    m_nginx.reset();
+  }
+}
+
+std::string NginxSite::origin() const
+{
+  return "http://127.0.0.1:" + std::to_string(m_port);
+}
+
+std::vector<NginxSite::LogEntry> NginxSite::access_log() const
+{
+  std::vector<LogEntry> out;
+  std::ifstream in(m_dir / "access.log");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    LogEntry e;
+    std::string quoted;
+    ls >> e.status >> e.method >> quoted >> e.uri >> e.body_bytes;
+    if (quoted.size() >= 2 && quoted.front() == '"' && quoted.back() == '"') {
+      quoted = quoted.substr(1, quoted.size() - 2);
+    }
+    e.request_uri = quoted;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 } // namespace modelmgr::test

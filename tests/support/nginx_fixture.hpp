@@ -8,6 +8,7 @@
 #include "support/test_util.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,44 @@ private:
   std::filesystem::path m_cert;
   int m_hub_port = 0;
   int m_cdn_port = 0;
+  std::unique_ptr<Process> m_nginx;
+};
+
+// Debian's nginx with a given http-level config (e.g. deploy/nginx/modelmgr-serve.conf filled in), on a free
+// loopback port (retried when another process takes it first), plain HTTP. The access log records, per
+// request, `$status $request_method "$request_uri" $uri $body_bytes_sent`: after an X-Accel-Redirect,
+// $uri is the internal location that nginx served the body from.
+class NginxSite {
+public:
+  // Why nginx cannot run here, or nothing.
+  static std::optional<std::string> unavailable();
+
+  // `render(port)` returns the http-level config for listening on 127.0.0.1:port. Writes it, a main config
+  // around it, logs and temp files below `dir`, starts nginx, and returns once it accepts connections.
+  // Throws std::runtime_error with nginx's messages when it cannot start.
+  NginxSite(const std::filesystem::path& dir, const std::function<std::string(int port)>& render);
+  ~NginxSite(); // stops nginx
+  NginxSite(const NginxSite&) = delete;
+  NginxSite& operator=(const NginxSite&) = delete;
+
+  int port() const noexcept { return m_port; }
+  std::string origin() const; // http://127.0.0.1:PORT
+  // Stops nginx (requests in flight are finished and logged first). Idempotent.
+  void stop();
+
+  struct LogEntry {
+    int status = 0;
+    std::string method;
+    std::string request_uri; // as the client sent it
+    std::string uri;         // where nginx served it from (internal location after X-Accel-Redirect)
+    std::uint64_t body_bytes = 0;
+  };
+  // Read it after stop() to be sure every request is in.
+  std::vector<LogEntry> access_log() const;
+
+private:
+  std::filesystem::path m_dir;
+  int m_port = 0;
   std::unique_ptr<Process> m_nginx;
 };
 

@@ -61,6 +61,8 @@ public:
   bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Waits for exit (killing the child after `timeout`) and returns its output.
   ProcessResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(120));
+  // What was read so far (by wait_for_output), while the child still runs.
+  const ProcessResult& output_so_far() const noexcept { return m_result; }
   // Closes the test's read end of stdout, as `| head -1` does once it has its line: the child's next
   // write to it fails with EPIPE. What was read so far stays in the result of wait().
   void close_stdout();

@@ -3,6 +3,7 @@
 #include "modelmgr/pull.hpp"
 
 #include "cache/repo_cache.hpp"
+#include "hub/http_options.hpp"
 #include "hub/hub_client.hpp"
 #include "net/http.hpp"
 #include "server/url.hpp"
@@ -16,8 +17,8 @@ struct Upstream::Impl {
   net::Client http;
   hub::HubClient hub;
   Impl(const UpstreamOptions& o, const std::atomic<bool>* cancel)
-      : http(net::ClientOptions{"modelmgr-serve/0.1.0; hf_hub/compatible", std::nullopt, false}),
-        hub(config(o), http, cancel)
+      // The CA bundle variables pull honours: an upstream behind a private CA works as it does for pull.
+      : http(hub::http_options_from_env(util::Env::process(), "modelmgr-serve")), hub(config(o), http, cancel)
   {
   }
   static hub::HubConfig config(const UpstreamOptions& o)

@@ -78,24 +78,6 @@ std::optional<std::string> percent_decode(std::string_view s)
   return out;
 }
 
-std::string percent_encode(std::string_view s, bool keep_slash)
-{
-  static constexpr char k_hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
-    if (unreserved) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(k_hex[c >> 4]);
-      out.push_back(k_hex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::vector<std::pair<std::string, std::string>> parse_form(std::string_view text)
 {
   std::vector<std::pair<std::string, std::string>> out;

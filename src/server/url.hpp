@@ -5,6 +5,7 @@
 // /paths-info/{rev}|/refs] and /[{datasets|spaces}/]{repo}/resolve/{rev}/{path}. Pure functions.
 
 #include "cache/paths.hpp"
+#include "net/http.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -18,8 +19,9 @@ namespace modelmgr::server {
 // Percent-decodes `s` ('+' stays '+'). Returns nullopt for a malformed escape ("%zz", "%4") or a decoded
 // NUL: a server must not guess what such a name meant.
 std::optional<std::string> percent_decode(std::string_view s);
-// Encodes everything but RFC 3986 unreserved characters (and '/' when keep_slash).
-std::string percent_encode(std::string_view s, bool keep_slash);
+// Encodes everything but RFC 3986 unreserved characters (and '/' when keep_slash): the client's encoder, so
+// that the mirror writes names exactly as modelmgr requests them.
+using net::percent_encode;
 
 // The pairs of a query string or an application/x-www-form-urlencoded body ('+' is a space); pairs with a
 // malformed escape are dropped.
